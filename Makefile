@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+OUT    ?= out
+
+.PHONY: demo test lint types pytest clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: check every shipped procedure and draw the West Midlands pathway.
+demo: $(STAMP)
+	$(BIN)/cpsim check --all
+	$(BIN)/cpsim diagram west-midlands-2014 --format svg --out $(OUT)/west-midlands-2014.svg
+	$(BIN)/cpsim diagram west-midlands-2014 --stage icpc --format png --out $(OUT)/west-midlands-2014-icpc.png
+	@echo "Diagrams written to $(OUT)/"
+
+## test: lint, strict types on model/ and simulations/, and the whole pytest suite.
+test: lint types pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+types: $(STAMP)
+	$(BIN)/mypy --strict model simulations
+
+pytest: $(STAMP)
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The ``cpsim`` command: a thin dispatcher over the public functions of each layer."""

@@ -1,0 +1,5 @@
+"""Allow ``python -m cpsim``."""
+
+from cpsim.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""Named guards: the only conditions a procedure file may place on a transition or deadline.
+
+A procedure names a guard; it never contains an expression. Each guard reads the case's
+recorded facts and the counts of triggers it has fired. Guards listed as a complementary
+group together cover every case, which the checker uses to prove a decision point cannot
+leave a case stuck.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from model.types import GuardId
+
+
+@dataclass(frozen=True, slots=True)
+class GuardContext:
+    """What a guard may look at: the case's facts and how often each trigger has fired."""
+
+    facts: Mapping[str, object] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+GuardFn = Callable[[GuardContext], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A registered guard with a plain-English summary of what it tests."""
+
+    name: GuardId
+    fn: GuardFn
+    summary: str
+
+
+def _extended_notice(ctx: GuardContext) -> bool:
+    return bool(ctx.facts.get("parent_learning_disability")) or bool(
+        ctx.facts.get("interpreter_needed")
+    )
+
+
+def _designated_review_due(ctx: GuardContext) -> bool:
+    # The 4th review conference is the designated one (NCL-7.1.5): three reviews already held.
+    return ctx.counts.get("review_opens", 0) + ctx.counts.get("designated_review_opens", 0) == 3
+
+
+def _good_practice(ctx: GuardContext) -> bool:
+    return bool(ctx.facts.get("practice_is_good"))
+
+
+def _interpreter_needed(ctx: GuardContext) -> bool:
+    return bool(ctx.facts.get("interpreter_needed"))
+
+
+def _caf_completed(ctx: GuardContext) -> bool:
+    return bool(ctx.facts.get("caf_completed"))
+
+
+_REGISTRY: tuple[Guard, ...] = (
+    Guard(
+        "extended_notice_needed",
+        _extended_notice,
+        "A parent has a learning disability or the family needs interpretation.",
+    ),
+    Guard(
+        "standard_notice",
+        lambda ctx: not _extended_notice(ctx),
+        "Neither a parental learning disability nor a need for interpretation is recorded.",
+    ),
+    Guard(
+        "interpreter_needed",
+        _interpreter_needed,
+        "The family needs an interpreter at meetings.",
+    ),
+    Guard(
+        "designated_review_due",
+        _designated_review_due,
+        "Three review conferences have been held, so the next one is the 4th (designated).",
+    ),
+    Guard(
+        "ordinary_review_due",
+        lambda ctx: not _designated_review_due(ctx),
+        "The next review conference is not the 4th.",
+    ),
+    Guard(
+        "practice_is_good",
+        _good_practice,
+        "The coordinator judges the practice on the case to be good.",
+    ),
+    Guard(
+        "practice_concern",
+        lambda ctx: not _good_practice(ctx),
+        "The coordinator has a concern about the practice on the case.",
+    ),
+    Guard(
+        "caf_completed",
+        _caf_completed,
+        "A common assessment (CAF) has already been completed for the child.",
+    ),
+    Guard(
+        "caf_not_completed",
+        lambda ctx: not _caf_completed(ctx),
+        "No common assessment (CAF) has been completed yet.",
+    ),
+)
+
+GUARDS: Mapping[GuardId, Guard] = MappingProxyType({g.name: g for g in _REGISTRY})
+"""Every registered guard by name."""
+
+EXHAUSTIVE_GROUPS: tuple[frozenset[GuardId], ...] = (
+    frozenset({"extended_notice_needed", "standard_notice"}),
+    frozenset({"designated_review_due", "ordinary_review_due"}),
+    frozenset({"practice_is_good", "practice_concern"}),
+    frozenset({"caf_completed", "caf_not_completed"}),
+)
+"""Groups of guards that, between them, hold for every possible case."""
+
+
+def evaluate(name: GuardId, ctx: GuardContext) -> bool:
+    """Evaluate a registered guard by name.
+
+    Raises:
+        KeyError: if no guard of that name is registered.
+    """
+    return GUARDS[name].fn(ctx)
+
+
+def covers_every_case(guards: frozenset[GuardId]) -> bool:
+    """True when ``guards`` contains a whole exhaustive group."""
+    return any(group <= guards for group in EXHAUSTIVE_GROUPS)

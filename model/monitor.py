@@ -1,0 +1,169 @@
+"""Runtime monitors: check a procedure's declared properties on one case as it moves.
+
+The checker in :mod:`model.check` proves the properties over every path of the graph; these
+monitors check them again on each real (simulated or walked) case, step by step, so an
+engine bug or an unsound abstraction cannot hide. Safety properties are checked on every
+step; liveness properties (existence, response) whenever the case comes to rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from model.compiler import Step
+from model.graph import Config, active_states, initial_events, is_terminal
+from model.spec import EventRef, Procedure, Property
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A declared property that one case broke, with the steps that led there."""
+
+    case_id: str
+    property_id: str
+    rules: tuple[str, ...]
+    message: str
+    trace: tuple[Step, ...]
+
+
+@dataclass
+class _CaseTrack:
+    seen: set[EventRef] = field(default_factory=set)
+    scope_records: dict[str, set[str]] = field(default_factory=dict)
+    pending: dict[str, Step] = field(default_factory=dict)
+    trace: list[Step] = field(default_factory=list)
+
+
+class PropertyMonitor:
+    """Watches many cases of one procedure; report violations, never print.
+
+    Args:
+        procedure: The procedure whose properties to monitor.
+        keep_trace: Keep each case's steps so a violation can show them (memory grows
+            with the case's length; the simulator keeps only open cases).
+    """
+
+    def __init__(self, procedure: Procedure, keep_trace: bool = True) -> None:
+        """Index the properties by pattern."""
+        self.procedure = procedure
+        self.keep_trace = keep_trace
+        self._cases: dict[str, _CaseTrack] = {}
+        self._rank = {
+            p.id: {s: i for i, s in enumerate(p.order)} for p in procedure.properties
+            if p.pattern == "monotone"
+        }
+
+    def start(self, case_id: str) -> list[Violation]:
+        """Begin watching a new case at the procedure's initial configuration."""
+        track = _CaseTrack()
+        self._cases[case_id] = track
+        events = initial_events(self.procedure)
+        track.seen.update(events)
+        out = []
+        for p in self.procedure.properties:
+            if p.pattern == "absence" and p.of in events:
+                out.append(self._violation(case_id, p, f"{p.of} at the start"))
+            if p.pattern == "never_ends_without" and EventRef("enter", p.scope or "") in events:
+                track.scope_records[p.id] = set()
+        return out
+
+    def finish(self, case_id: str) -> None:
+        """Stop watching a case (it has left the simulation)."""
+        self._cases.pop(case_id, None)
+
+    def _violation(self, case_id: str, p: Property, message: str) -> Violation:
+        track = self._cases.get(case_id)
+        trace = tuple(track.trace) if track else ()
+        return Violation(case_id, p.id, p.rules, message, trace)
+
+    def observe(self, step: Step) -> list[Violation]:
+        """Check one step of one case against every safety property."""
+        track = self._cases.setdefault(step.case_id, _CaseTrack())
+        if self.keep_trace:
+            track.trace.append(step)
+        events = set(step.events)
+        proc = self.procedure
+        out: list[Violation] = []
+        for p in proc.properties:
+            if p.pattern == "absence" and p.of in events:
+                out.append(self._violation(step.case_id, p, f"{p.of} happened"))
+            elif p.pattern == "precedence":
+                assert p.of is not None and p.requires is not None
+                if p.of in events and p.requires not in track.seen | events:
+                    out.append(self._violation(step.case_id, p,
+                                               f"{p.of} before {p.requires}"))
+            elif p.pattern == "never_ends_without":
+                self._scope(step, p, track, out)
+            elif p.pattern == "co_recorded":
+                if p.if_records in step.records and not set(p.also) <= set(step.records):
+                    out.append(self._violation(step.case_id, p,
+                                               f"{step.trigger} records {p.if_records} "
+                                               f"without {', '.join(p.also)}"))
+            elif p.pattern == "monotone":
+                self._monotone(step, p, out)
+            elif p.pattern == "final":
+                assert p.state is not None
+                if p.state in active_states(proc, step.before):
+                    out.append(self._violation(step.case_id, p,
+                                               f"{step.trigger} moved on from final {p.state}"))
+            elif p.pattern == "response":
+                assert p.of is not None and p.then is not None
+                if p.then in events:
+                    track.pending.pop(p.id, None)
+                elif p.of in events:
+                    track.pending.setdefault(p.id, step)
+        track.seen |= events
+        return out
+
+    def _scope(self, step: Step, p: Property, track: _CaseTrack, out: list[Violation]) -> None:
+        assert p.scope is not None
+        was_in = p.scope in active_states(self.procedure, step.before)
+        now_in = p.scope in active_states(self.procedure, step.after)
+        reentered = EventRef("enter", p.scope) in step.events
+        if was_in:
+            recorded = track.scope_records.setdefault(p.id, set()) | set(step.records)
+            if not now_in or reentered:
+                if not any(set(g) <= recorded for g in p.records_any):
+                    need = " or ".join("+".join(g) for g in p.records_any)
+                    out.append(self._violation(step.case_id, p,
+                                               f"left {p.scope} by {step.trigger} without "
+                                               f"recording {need}"))
+                track.scope_records.pop(p.id, None)
+            else:
+                track.scope_records[p.id] = recorded
+        if now_in and (not was_in or reentered):
+            track.scope_records[p.id] = set(step.records)
+
+    def _monotone(self, step: Step, p: Property, out: list[Violation]) -> None:
+        rank = self._rank[p.id]
+        proc = self.procedure
+        for before, after in zip(step.before, step.after, strict=True):
+            if before == after:
+                continue
+            low = next((s for s in proc.ancestors(before) if s in rank), None)
+            high = next((s for s in proc.ancestors(after) if s in rank), None)
+            if low is None:
+                continue
+            if high is not None and high != low and rank[high] < rank[low]:
+                out.append(self._violation(step.case_id, p, f"went down from {low} to {high}"))
+            if high is None and p.exits and not any(
+                e in proc.ancestors(after) for e in p.exits
+            ):
+                out.append(self._violation(step.case_id, p,
+                                           f"left the ladder at {low} for {after}"))
+
+    def at_rest(self, case_id: str, config: Config) -> list[Violation]:
+        """Check liveness properties when a case may end here (a terminal configuration)."""
+        if not is_terminal(self.procedure, config):
+            return []
+        track = self._cases.get(case_id)
+        if track is None:
+            return []
+        out = []
+        for p in self.procedure.properties:
+            if p.pattern == "existence" and p.of not in track.seen:
+                out.append(self._violation(case_id, p, f"came to rest without {p.of}"))
+            if p.pattern == "response" and p.id in track.pending:
+                out.append(self._violation(case_id, p,
+                                           f"came to rest after {p.of} without {p.then}"))
+        return out

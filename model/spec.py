@@ -1,0 +1,308 @@
+"""Frozen description of a procedure: states, transitions, deadlines and declared properties.
+
+Every element carries the rule ids it encodes and where it was written (file and line), so a
+finding can point back to both the source document and the procedure file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from model.types import Duration, GuardId, RuleId, StateId, TriggerId
+
+Role = Literal[
+    "social_worker",
+    "conference_chair",
+    "minute_taker",
+    "manager",
+    "agency",
+    "interpreter",
+    "coordinator",
+    "lead_professional",
+]
+ROLES: tuple[Role, ...] = (
+    "social_worker",
+    "conference_chair",
+    "minute_taker",
+    "manager",
+    "agency",
+    "interpreter",
+    "coordinator",
+    "lead_professional",
+)
+
+ManagerLevel = Literal[
+    "team_manager",
+    "group_manager",
+    "head_of_service",
+    "assistant_director",
+    "director",
+    "line_manager",
+    "service_manager",
+    "executive_group",
+]
+MANAGER_LEVELS: tuple[ManagerLevel, ...] = (
+    "team_manager",
+    "group_manager",
+    "head_of_service",
+    "assistant_director",
+    "director",
+    "line_manager",
+    "service_manager",
+    "executive_group",
+)
+
+EventKind = Literal["trigger", "enter", "exit"]
+Pattern = Literal[
+    "absence",
+    "existence",
+    "precedence",
+    "response",
+    "never_ends_without",
+    "co_recorded",
+    "monotone",
+    "final",
+]
+PATTERNS: tuple[Pattern, ...] = (
+    "absence",
+    "existence",
+    "precedence",
+    "response",
+    "never_ends_without",
+    "co_recorded",
+    "monotone",
+    "final",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an element was written: the file and 1-based line of its key."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        """Return ``file:line``."""
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """Something that happens to a case: a trigger fires, or the case enters or leaves a state.
+
+    Entering (leaving) a compound state counts when the case moves into (out of) it from
+    outside, or a transition targets the state itself.
+    """
+
+    kind: EventKind
+    name: str
+
+    def __str__(self) -> str:
+        """Return ``trigger:NAME``, ``enter:STATE`` or ``exit:STATE``."""
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceNeed:
+    """A role a step needs: who does the work or must be there.
+
+    Attributes:
+        role: The kind of person or body.
+        level: For managers, the management level (e.g. ``head_of_service``).
+        agencies: For ``agency``, the agencies to invite or involve.
+        when: A guard; the role is needed only when it holds (e.g. an interpreter).
+    """
+
+    role: Role
+    level: ManagerLevel | None = None
+    agencies: tuple[str, ...] = ()
+    when: GuardId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """A stage a case can be in; compound when it has child states.
+
+    Attributes:
+        id: Dotted path, unique in the procedure (``icpc.session``).
+        parent: The enclosing state's id, or None at the top of a region.
+        children: Child state ids in the order written; empty for a leaf.
+        initial: For a compound state, the child entered first.
+        terminal: A case may rest (end) here.
+        region: The orthogonal region this state belongs to; None for the main flow.
+        exhaustive: Guards the procedure declares to cover every case at this decision point.
+    """
+
+    id: StateId
+    rules: tuple[RuleId, ...]
+    summary: str
+    origin: Origin
+    parent: StateId | None = None
+    children: tuple[StateId, ...] = ()
+    initial: StateId | None = None
+    terminal: bool = False
+    region: str | None = None
+    exhaustive: tuple[GuardId, ...] = ()
+    included_from: str | None = None
+
+    @property
+    def is_compound(self) -> bool:
+        """True when the state has child states."""
+        return bool(self.children)
+
+    @property
+    def name(self) -> str:
+        """The last segment of the dotted path."""
+        return self.id.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A permitted move: firing ``trigger`` in any of ``sources`` leads to ``dest``.
+
+    A compound source means "from any state inside it". ``guards`` must all hold;
+    ``when_in`` names states of other regions, one of which the case must be in.
+    """
+
+    id: str
+    trigger: TriggerId
+    sources: tuple[StateId, ...]
+    dest: StateId
+    rules: tuple[RuleId, ...]
+    summary: str
+    origin: Origin
+    guards: tuple[GuardId, ...] = ()
+    when_in: tuple[StateId, ...] = ()
+    resources: tuple[ResourceNeed, ...] = ()
+    records: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A timescale: ``end`` must follow ``start`` within ``within`` and/or after ``at_least``.
+
+    Attributes:
+        start: The event that starts the clock.
+        end: The event that stops it (met if in time).
+        within: The latest allowed gap; None when only a minimum applies.
+        at_least: The earliest allowed gap (e.g. reports at least 3 days before).
+        when: A guard on the case's facts; the deadline applies only when it holds.
+        repeats: The clock restarts every time ``start`` happens again (e.g. core groups).
+        cancelled_by: Events that make the clock void without a verdict.
+    """
+
+    id: str
+    start: EventRef
+    end: EventRef
+    rules: tuple[RuleId, ...]
+    summary: str
+    origin: Origin
+    within: Duration | None = None
+    at_least: Duration | None = None
+    when: GuardId | None = None
+    repeats: bool = False
+    cancelled_by: tuple[EventRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Property:
+    """A declared property checked over every path of the procedure graph.
+
+    Which fields apply depends on ``pattern`` (see the README's format reference).
+    """
+
+    id: str
+    pattern: Pattern
+    rules: tuple[RuleId, ...]
+    summary: str
+    origin: Origin
+    of: EventRef | None = None
+    requires: EventRef | None = None
+    then: EventRef | None = None
+    scope: StateId | None = None
+    records_any: tuple[tuple[str, ...], ...] = ()
+    if_records: str | None = None
+    also: tuple[str, ...] = ()
+    order: tuple[StateId, ...] = ()
+    exits: tuple[StateId, ...] = ()
+    state: StateId | None = None
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """A whole procedure, validated and frozen.
+
+    Attributes:
+        id: The procedure's name (the file stem), e.g. ``west-midlands-2014``.
+        initial: The main flow's first state.
+        regions: Names of orthogonal regions that run beside the main flow.
+        states: Every state by id, in the order written (main flow first, then regions).
+        extends: The chain of procedures this one is built on, nearest first.
+        files: Every file that contributed, with its SHA-256, for provenance.
+    """
+
+    id: str
+    title: str
+    description: str
+    initial: StateId
+    states: Mapping[StateId, State]
+    transitions: tuple[Transition, ...]
+    deadlines: tuple[Deadline, ...]
+    properties: tuple[Property, ...]
+    regions: tuple[str, ...] = ()
+    extends: tuple[str, ...] = ()
+    includes: tuple[str, ...] = ()
+    files: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def triggers(self) -> tuple[TriggerId, ...]:
+        """Every trigger name, sorted."""
+        return tuple(sorted({t.trigger for t in self.transitions}))
+
+    def leaves(self) -> tuple[StateId, ...]:
+        """Every leaf (non-compound) state, in declared order."""
+        return tuple(s.id for s in self.states.values() if not s.is_compound)
+
+    def entry_leaf(self, state: StateId) -> StateId:
+        """The leaf a case lands in when it enters ``state`` (following initial children)."""
+        current = self.states[state]
+        while current.is_compound:
+            assert current.initial is not None
+            current = self.states[current.initial]
+        return current.id
+
+    def ancestors(self, state: StateId) -> tuple[StateId, ...]:
+        """``state`` and every state enclosing it, innermost first."""
+        out: list[StateId] = []
+        current: StateId | None = state
+        while current is not None:
+            out.append(current)
+            current = self.states[current].parent
+        return tuple(out)
+
+    def region_of(self, state: StateId) -> str | None:
+        """The region a state belongs to (None for the main flow)."""
+        return self.states[state].region
+
+    def transition(self, transition_id: str) -> Transition:
+        """Look up a transition by its id."""
+        for t in self.transitions:
+            if t.id == transition_id:
+                return t
+        raise KeyError(transition_id)
+
+    def rule_ids(self) -> tuple[RuleId, ...]:
+        """Every rule id cited anywhere in the procedure, sorted."""
+        cited: set[RuleId] = set()
+        for s in self.states.values():
+            cited.update(s.rules)
+        for t in self.transitions:
+            cited.update(t.rules)
+        for d in self.deadlines:
+            cited.update(d.rules)
+        for p in self.properties:
+            cited.update(p.rules)
+        return tuple(sorted(cited))

@@ -1,0 +1,80 @@
+"""`cpsim check`: shipped procedures pass; a mutated one fails with a counterexample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from model.check import check_procedure, format_report
+from model.loader import BUILTIN_DIR, available_procedures, load_procedure
+
+
+@pytest.mark.parametrize("name", available_procedures())
+def test_shipped_procedure_passes_check(name):
+    """Every shipped procedure passes every structural check and declared property."""
+    report = check_procedure(load_procedure(name))
+    assert report.ok, format_report(report)
+    assert report.stats["configurations"] > 1
+
+
+def mutate_without_plan_agreed(tmp_path: Path) -> Path:
+    data = yaml.safe_load((BUILTIN_DIR / "west-midlands-2014.yaml").read_text())
+    data["procedure"] = "wm-without-plan-agreed"
+    del data["transitions"]["plan_agreed"]
+    path = tmp_path / "wm-without-plan-agreed.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_removing_plan_agreed_fails_with_counterexample(tmp_path):
+    """Without `plan_agreed`, a conference that opens can never end: check shows the run."""
+    report = check_procedure(load_procedure(mutate_without_plan_agreed(tmp_path)))
+    assert not report.ok
+    prop = [f for f in report.findings if f.check == "property:conference_ends_with_plan"]
+    assert prop, format_report(report)
+    finding = prop[0]
+    assert finding.stuck_at is not None and "icpc.session" in finding.stuck_at
+    triggers = [s.trigger for s in finding.path]
+    assert triggers[-1] == "icpc_opens"
+    assert triggers[0] == "decide_strategy_discussion" or "strategy_discussion_held" in triggers
+    assert "WM-25" in finding.rules
+    text = format_report(report)
+    assert "counterexample" in text and "icpc_opens" in text
+
+
+def test_ladder_that_goes_down_is_caught(tmp_path):
+    """A resolution stage that steps back down breaks `resolution_only_goes_up`."""
+    path = tmp_path / "walsall-down.yaml"
+    path.write_text(
+        "procedure: walsall-down\n"
+        "extends: walsall-2018-resolution\n"
+        "title: Broken ladder\n"
+        "transitions:\n"
+        "  step_back:\n"
+        "    source: resolution.stage_3\n"
+        "    dest: resolution.stage_2\n"
+        "    rules: [WAL-esc]\n"
+    )
+    report = check_procedure(load_procedure(path))
+    checks = {f.check for f in report.findings}
+    assert "property:resolution_only_goes_up" in checks
+    assert "ladders" in checks
+
+
+def test_binding_decision_that_can_be_reopened_is_caught(tmp_path):
+    """Letting the executive group's decision be reopened breaks `executive_group_final`."""
+    path = tmp_path / "wigan-reopen.yaml"
+    path.write_text(
+        "procedure: wigan-reopen\n"
+        "extends: wigan-2008-change-meetings\n"
+        "title: Appeal reopened\n"
+        "transitions:\n"
+        "  reopen_appeal:\n"
+        "    source: arbitration.executive_group\n"
+        "    dest: arbitration.coordinator\n"
+        "    rules: [WIG-8.7.3]\n"
+    )
+    report = check_procedure(load_procedure(path))
+    assert "property:executive_group_final" in {f.check for f in report.findings}
