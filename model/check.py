@@ -110,29 +110,36 @@ def check_reachability(pg: ProcedureGraph) -> list[Finding]:
     return out
 
 
-def check_can_end(pg: ProcedureGraph) -> list[Finding]:
-    """Every reachable configuration can still reach one where the case may end."""
+def check_can_end(pg: ProcedureGraph, limit: int = 5) -> list[Finding]:
+    """Every reachable configuration can still reach one where the case may end.
+
+    Dead ends (nothing can happen, and the case may not end there) are reported first, each
+    with the run that reaches it; otherwise the nearest configuration that can never end.
+    """
     can_end: set[Config] = set(pg.terminal)
     reverse = pg.graph.reverse(copy=False)
     for t in pg.terminal:
         can_end |= nx.descendants(reverse, t)
-    out = []
-    stuck = sorted((c for c in pg.graph.nodes if c not in can_end), key=lambda c: "|".join(c))
-    # Report the ones nearest the start: one finding per distinct stuck configuration set
-    # entry point, with its shortest counterexample.
     lengths = nx.single_source_shortest_path_length(pg.graph, pg.initial)
-    stuck.sort(key=lambda c: (lengths.get(c, 0), "|".join(c)))
-    reported: set[Config] = set()
-    for config in stuck:
-        if any(config in nx.descendants(pg.graph, r) for r in reported):
-            continue
-        reported.add(config)
-        path = pg.path_to(config) or []
+    doomed = sorted((c for c in pg.graph.nodes if c not in can_end),
+                    key=lambda c: (lengths.get(c, 0), "|".join(c)))
+    if not doomed:
+        return []
+    dead_ends = [c for c in doomed if pg.graph.out_degree(c) == 0]
+    out = []
+    for config in dead_ends[:limit]:
+        rules = tuple(sorted({r for leaf in config for r in pg.procedure.states[leaf].rules}))
+        out.append(Finding(
+            "can_end", "error",
+            f"dead end: in {describe(config)} nothing can happen and the case may not end there",
+            rules, _steps(pg.path_to(config) or []), config))
+    if not dead_ends:
+        config = doomed[0]
         rules = tuple(sorted({r for leaf in config for r in pg.procedure.states[leaf].rules}))
         out.append(Finding(
             "can_end", "error",
             f"from {describe(config)} the case can never reach a state where it may end",
-            rules, _steps(path), config))
+            rules, _steps(pg.path_to(config) or [])))
     return out
 
 
@@ -142,6 +149,8 @@ def check_traps(pg: ProcedureGraph) -> list[Finding]:
     for component in nx.attracting_components(pg.graph):
         if component & pg.terminal:
             continue
+        if len(component) == 1 and pg.graph.out_degree(next(iter(component))) == 0:
+            continue  # a single dead end: reported by check_can_end
         entry = min(component, key=lambda c: (len(pg.path_to(c) or []), "|".join(c)))
         states = sorted({leaf for c in component for leaf in c})
         out.append(Finding(
@@ -303,7 +312,8 @@ def _check_response(pg: ProcedureGraph, p: Property) -> list[Finding]:
         start = move[1]
         reach = nx.descendants(g, start) | {start}
         bad_end = sorted((c for c in reach if c in pg.terminal), key=lambda c: "|".join(c))
-        stuck = sorted((c for c in reach if g.out_degree(c) == 0 and c not in pg.terminal),
+        stuck = sorted((c for c in reach
+                        if pg.graph.out_degree(c) == 0 and c not in pg.terminal),
                        key=lambda c: "|".join(c))
         target = (bad_end or stuck or [None])[0]
         if target is None:
@@ -399,10 +409,12 @@ def _check_never_ends_without(pg: ProcedureGraph, p: Property) -> list[Finding]:
             if node not in ok and any(n in ok for n in succ.get(node, ())):
                 ok.add(node)
                 changed = True
-    for node in seen_order:
-        if node not in ok and node[0] not in pg.terminal:
-            return [_violation(p, f"a case in {describe(node[0])} can never leave {p.scope}",
-                               trace(node), node[0])]
+    trapped = [n for n in seen_order if n not in ok and n[0] not in pg.terminal]
+    if trapped:
+        dead = [n for n in trapped if pg.graph.out_degree(n[0]) == 0]
+        node = (dead or trapped)[0]
+        return [_violation(p, f"a case in {describe(node[0])} can never leave {p.scope}",
+                           trace(node), node[0] if dead else None)]
     return []
 
 

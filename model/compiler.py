@@ -412,10 +412,9 @@ class CompiledProcedure:
         return self._trigger(case, trigger)
 
     def _trigger(self, case: Case, trigger: TriggerId) -> bool:
-        try:
-            return bool(self._machine.events[trigger].trigger(case))
-        except KeyError:
-            raise MachineError(f"no such trigger {trigger!r}") from None
+        if trigger not in self._triggers:
+            raise MachineError(f"no such trigger {trigger!r}")
+        return bool(self._machine.trigger_event(case, trigger))
 
     # -- clocks -----------------------------------------------------------------------------
     def _start_clocks(self, case: Case, event: EventRef, at: SimHours) -> list[str]:

@@ -1,0 +1,1 @@
+"""Caseload simulation: SimPy drives the compiled procedure (built in the simulation issue)."""
