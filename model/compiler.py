@@ -38,11 +38,11 @@ _MAIN = "_main"
 _SEP = "."
 
 
-class _State(NestedState):  # type: ignore[misc]
+class _State(NestedState):
     separator = _SEP
 
 
-class _Machine(HierarchicalMachine):  # type: ignore[misc]
+class _Machine(HierarchicalMachine):
     state_cls = _State
 
 
@@ -276,8 +276,8 @@ class CompiledProcedure:
         regions.extend(self._hsm_tree(r) for r in self.procedure.regions)
         return [{"name": _ROOT, "parallel": regions}]
 
-    def _conditions(self, t: Transition) -> list[Callable[[Any], bool]]:
-        conditions: list[Callable[[Any], bool]] = []
+    def _conditions(self, t: Transition) -> list[str | Callable[..., bool | None]]:
+        conditions: list[str | Callable[..., bool | None]] = []
         for guard in t.guards:
             conditions.append(_GuardCondition(guard))
         if t.when_in:
@@ -318,7 +318,8 @@ class CompiledProcedure:
         leaves = [self._from_hsm[n] for n in names]
         if not self._parallel:
             return tuple(leaves)
-        order = {None: 0, **{r: i + 1 for i, r in enumerate(self.procedure.regions)}}
+        order: dict[str | None, int] = {None: 0}
+        order.update({r: i + 1 for i, r in enumerate(self.procedure.regions)})
         leaves.sort(key=lambda s: order[self.procedure.states[s].region])
         return tuple(leaves)
 
