@@ -239,7 +239,7 @@ class CompiledProcedure:
                 self._machine.add_transition(
                     t.trigger,
                     self._to_hsm[source],
-                    self._to_hsm[t.dest],
+                    None if t.internal else self._to_hsm[t.dest],
                     conditions=conditions,
                 )
 

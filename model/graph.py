@@ -98,6 +98,8 @@ def candidates(
 
 def apply(procedure: Procedure, config: Config, t: Transition) -> Config:
     """The configuration after firing ``t`` (which must be active in ``config``)."""
+    if t.internal:
+        return config
     index = region_index(procedure, t.dest)
     leaves = list(config)
     leaves[index] = procedure.entry_leaf(t.dest)
@@ -111,8 +113,10 @@ def entered_and_exited(
 
     The boundary is the deepest state enclosing both the old and the new leaf; a transition
     whose destination is the state it leaves from, or one enclosing it, leaves and re-enters
-    that destination.
+    that destination. An internal transition enters and leaves nothing.
     """
+    if t.internal:
+        return (), ()
     index = region_index(procedure, t.dest)
     old_chain = list(reversed(procedure.ancestors(before[index])))  # outermost first
     new_chain = list(reversed(procedure.ancestors(after[index])))

@@ -65,6 +65,7 @@ TRANSITION_KEYS = (
     "summary",
     "resources",
     "records",
+    "internal",
 )
 RESOURCE_KEYS = ("role", "level", "agencies", "when")
 DEADLINE_KEYS = (
@@ -161,11 +162,16 @@ def resolve_procedure_path(name_or_path: str | Path, relative_to: Path | None = 
     )
 
 
+ATOMIC_KEYS = frozenset({"within", "at_least", "from", "to", "of", "requires", "then"})
+"""Mapping-valued fields that are single values (a duration, an event): replaced whole."""
+
+
 def merge(base: LMap, over: LMap) -> LMap:
     """Deep-merge ``over`` onto ``base``: mappings merge key by key, anything else replaces.
 
-    A mapping ``{remove: true}`` in ``over`` deletes that key from ``base``. Each key keeps
-    the file and line it came from.
+    A mapping ``{remove: true}`` in ``over`` deletes that key from ``base``. Durations and
+    events (``within``, ``from``, ...) are values and replace rather than merge. Each key
+    keeps the file and line it came from.
     """
     out = LMap(over.file, over.line)
     for key, value in base.items():
@@ -176,7 +182,7 @@ def merge(base: LMap, over: LMap) -> LMap:
             out.pop(key, None)
             out.where.pop(key, None)
             continue
-        if isinstance(value, LMap) and isinstance(out.get(key), LMap):
+        if isinstance(value, LMap) and isinstance(out.get(key), LMap) and key not in ATOMIC_KEYS:
             out[key] = merge(out[key], value)
         else:
             out[key] = value
@@ -543,13 +549,21 @@ class _Builder:
                 trigger = tid
             if "source" not in spec:
                 self.err(m.at(tid), f"{field}.source", "is required")
-            if "dest" not in spec:
-                self.err(m.at(tid), f"{field}.dest", "is required")
+            internal = spec.get("internal", False)
+            if not isinstance(internal, bool):
+                self.err(spec.at("internal"), f"{field}.internal", "must be true or false",
+                         internal)
+                internal = False
+            if internal and "dest" in spec:
+                self.err(spec.at("dest"), f"{field}.dest",
+                         "an internal transition stays where it is and has no dest")
+            if "dest" not in spec and not internal:
+                self.err(m.at(tid), f"{field}.dest", "is required (or `internal: true`)")
             sources = self.state_refs(spec, "source", field)
             dest = (
                 self.state_ref(spec["dest"], spec.at("dest"), f"{field}.dest")
                 if "dest" in spec
-                else None
+                else (sources[0] if internal and sources else None)
             )
             guards = self.names(spec, "guard", field)
             for g in guards:
@@ -579,6 +593,7 @@ class _Builder:
                 when_in=when_in,
                 resources=resources,
                 records=records,
+                internal=internal,
             )
             self.check_transition_regions(t, spec, field)
             out.append(t)

@@ -164,7 +164,9 @@ class Transition:
     """A permitted move: firing ``trigger`` in any of ``sources`` leads to ``dest``.
 
     A compound source means "from any state inside it". ``guards`` must all hold;
-    ``when_in`` names states of other regions, one of which the case must be in.
+    ``when_in`` names states of other regions, one of which the case must be in. An
+    ``internal`` transition records something without leaving the state (``dest`` is then
+    the first source, kept only to name the region).
     """
 
     id: str
@@ -178,6 +180,7 @@ class Transition:
     when_in: tuple[StateId, ...] = ()
     resources: tuple[ResourceNeed, ...] = ()
     records: tuple[str, ...] = ()
+    internal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
