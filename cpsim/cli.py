@@ -90,7 +90,6 @@ def check(procedures: tuple[str, ...], all_: bool, verbose: bool) -> None:
 def diagram(procedure: str, stage: str | None, fmt: str, out: Path | None) -> None:
     """Draw PROCEDURE (or one --stage) as Mermaid, DOT, PNG or SVG; no Graphviz needed."""
     from model.diagram import to_dot, to_mermaid
-
     from model.loader import load_procedure
 
     proc = load_procedure(procedure)

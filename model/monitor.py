@@ -103,7 +103,10 @@ class PropertyMonitor:
                 self._monotone(step, p, out)
             elif p.pattern == "final":
                 assert p.state is not None
-                if p.state in active_states(proc, step.before):
+                left = p.state not in active_states(proc, step.after) or (
+                    EventRef("exit", p.state) in events
+                )
+                if p.state in active_states(proc, step.before) and left:
                     out.append(self._violation(step.case_id, p,
                                                f"{step.trigger} moved on from final {p.state}"))
             elif p.pattern == "response":

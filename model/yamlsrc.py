@@ -45,8 +45,18 @@ class LList(list[Any]):
         return (self.file, self.line)
 
 
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "merge")
+)
+
+
 def _convert(node: Node, loader: yaml.SafeLoader, file: str, problems: list[Problem]) -> Any:
     line = node.start_mark.line + 1
+    if node.tag not in _PLAIN_TAGS:
+        # A tag asks for an object to be built; we build none, and say so.
+        raise InputError([Problem(file, line, "", "not valid YAML here: tags are not allowed",
+                                  node.tag)])
     if isinstance(node, MappingNode):
         loader.flatten_mapping(node)
         mapping = LMap(file, line)

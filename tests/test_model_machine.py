@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from model.calendar import WorkingCalendar
 
+from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure, GuardBlocked, NotAllowedHere, UnknownTrigger
 from model.loader import load_procedure
 

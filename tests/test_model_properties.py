@@ -15,9 +15,9 @@ from datetime import date
 import hypothesis.strategies as st
 from hypothesis import given, note
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from model.calendar import WorkingCalendar
 from transitions import MachineError
 
+from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure, IllegalMove
 from model.graph import build_graph, is_terminal
 from model.guards import evaluate
