@@ -114,3 +114,97 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--replications", "-r", type=click.IntRange(min=1), default=None,
+              help="Replications (default: the scenario's own).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Root seed (default: the scenario's own).")
+@click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: all cores).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Results folder (default: out/SCENARIO).")
+@click.option("--horizon-days", type=click.IntRange(min=1), default=None,
+              help="Override the simulated horizon (days).")
+@click.option("--warm-up-days", type=click.IntRange(min=0), default=None,
+              help="Override the warm-up (days).")
+@click.option("--machine", type=click.Choice(["table", "transitions"]), default="table",
+              show_default=True,
+              help="The compiled transition table (fast) or the transitions machine itself.")
+@click.option("--no-event-log", is_flag=True, help="Do not write the Parquet event log.")
+@click.option("--no-report", is_flag=True, help="Write tables only, not the HTML report.")
+@_input_errors
+def run(scenario: str, replications: int | None, seed: int | None, workers: int | None,
+        out: Path | None, horizon_days: int | None, warm_up_days: int | None, machine: str,
+        no_event_log: bool, no_report: bool) -> None:
+    """Simulate SCENARIO (a shipped name or a path) and write a results folder.
+
+    Shows a progress bar, prints the KPI summary, and writes run metadata, the event log
+    (Parquet), KPI tables (CSV, Markdown) and an HTML report. Interrupted runs keep every
+    finished replication; the same command picks up where it stopped.
+    """
+    import os
+
+    from tqdm import tqdm
+
+    from simulations.kpi import headline_summary
+    from simulations.runner import run_scenario, settings_for
+    from simulations.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    settings = settings_for(sc, replications, seed, horizon_days, warm_up_days,
+                            machine,  # type: ignore[arg-type]
+                            event_log=not no_event_log)
+    if settings.warm_up_days >= settings.horizon_days:
+        raise click.UsageError("--warm-up-days must be shorter than the horizon")
+    target = out or Path("out") / sc.name
+    n_workers = workers or os.cpu_count() or 1
+    reached: dict[int, float] = {}
+    bar = tqdm(total=settings.replications * settings.horizon_days, unit="sim-day",
+               desc=f"{sc.name} ({settings.replications} replications)", file=sys.stderr,
+               dynamic_ncols=True)
+
+    def progress(rep: int, days: float) -> None:
+        before = reached.get(rep, 0.0)
+        days = min(days, float(settings.horizon_days))
+        if days > before:
+            reached[rep] = days
+            bar.update(days - before)
+
+    def finished(rep: int, was_reused: bool) -> None:
+        progress(rep, float(settings.horizon_days))
+
+    try:
+        result = run_scenario(sc, settings, target, n_workers, progress, finished)
+    except KeyboardInterrupt:
+        bar.close()
+        kept = len(list((target / "replications").glob("rep-*.json")))
+        click.echo(f"interrupted: {kept} finished replication(s) kept in {target}; run the "
+                   "same command again to finish the rest.", err=True)
+        sys.exit(130)
+    bar.close()
+    rows = headline_summary(result.kpis)
+    width = max(len(r[0]) for r in rows)
+    click.echo(f"\n{sc.name}: {settings.replications} replications, seed {settings.seed}, "
+               f"{settings.horizon_days} days ({settings.warm_up_days} warm-up)"
+               + (f"; reused {len(result.reused)} stored" if result.reused else ""))
+    for label, mean, ci in rows:
+        click.echo(f"  {label:<{width}}  {mean:>10}  [{ci}]")
+    if not no_report:
+        from reports.report import build_report
+
+        path = build_report(target)
+        click.echo(f"\nreport: {path}")
+    click.echo(f"results: {target}")
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@_input_errors
+def report(results_dir: Path) -> None:
+    """Rebuild the report of RESULTS_DIR from its stored results, without re-running."""
+    from reports.report import build_report
+
+    click.echo(f"report: {build_report(results_dir)}")

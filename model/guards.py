@@ -118,6 +118,15 @@ EXHAUSTIVE_GROUPS: tuple[frozenset[GuardId], ...] = (
 """Groups of guards that, between them, hold for every possible case."""
 
 
+FACTS: tuple[str, ...] = (
+    "parent_learning_disability",
+    "interpreter_needed",
+    "practice_is_good",
+    "caf_completed",
+)
+"""The case facts the guards read; a scenario may set the share of cases with each."""
+
+
 def evaluate(name: GuardId, ctx: GuardContext) -> bool:
     """Evaluate a registered guard by name.
 

@@ -166,12 +166,13 @@ ATOMIC_KEYS = frozenset({"within", "at_least", "from", "to", "of", "requires", "
 """Mapping-valued fields that are single values (a duration, an event): replaced whole."""
 
 
-def merge(base: LMap, over: LMap) -> LMap:
+def merge(base: LMap, over: LMap, atomic: frozenset[str] = ATOMIC_KEYS) -> LMap:
     """Deep-merge ``over`` onto ``base``: mappings merge key by key, anything else replaces.
 
     A mapping ``{remove: true}`` in ``over`` deletes that key from ``base``. Durations and
     events (``within``, ``from``, ...) are values and replace rather than merge. Each key
-    keeps the file and line it came from.
+    keeps the file and line it came from. ``atomic`` names the keys whose mapping values
+    replace rather than merge.
     """
     out = LMap(over.file, over.line)
     for key, value in base.items():
@@ -182,8 +183,8 @@ def merge(base: LMap, over: LMap) -> LMap:
             out.pop(key, None)
             out.where.pop(key, None)
             continue
-        if isinstance(value, LMap) and isinstance(out.get(key), LMap) and key not in ATOMIC_KEYS:
-            out[key] = merge(out[key], value)
+        if isinstance(value, LMap) and isinstance(out.get(key), LMap) and key not in atomic:
+            out[key] = merge(out[key], value, atomic)
         else:
             out[key] = value
         out.where[key] = over.at(key)
@@ -1001,6 +1002,38 @@ def load_procedure(name_or_path: str | Path) -> Procedure:
         InputError: listing every problem found, each with file, line, field and value.
     """
     return _load(resolve_procedure_path(name_or_path), ())
+
+
+def load_procedure_with_overrides(
+    base: str | Path, overrides: LMap, name: str, relative_to: Path, provenance: tuple[str, str]
+) -> Procedure:
+    """Load ``base`` with ``overrides`` merged over it, exactly as a variant file would be.
+
+    Used by scenarios ("this procedure, but the ICPC within 10 working days"): the overrides
+    are a mapping in the variant-file format, validated as a whole with the base.
+
+    Args:
+        base: The procedure the overrides apply to (shipped name or path).
+        overrides: The override mapping, with the file and lines it was written at.
+        name: The derived procedure's name.
+        relative_to: The file that names ``base`` (paths are resolved beside it).
+        provenance: ``(file, sha256)`` of the file holding the overrides.
+
+    Raises:
+        InputError: listing every problem in the merged procedure.
+    """
+    base_path = resolve_procedure_path(base, relative_to)
+    base_raw, chain, files = _read_chain(base_path, ())
+    over = LMap(overrides.file, overrides.line)
+    for key, value in overrides.items():
+        over[key] = value
+        over.where[key] = overrides.at(key)
+    over["procedure"] = name
+    over.where["procedure"] = (overrides.file, overrides.line)
+    merged = merge(base_raw, over)
+    builder = _Builder(name, merged, (base_path.stem, *chain), (base_path.resolve(),))
+    builder.files = [*files, provenance]
+    return builder.build()
 
 
 def content_hash(procedure: Procedure) -> str:

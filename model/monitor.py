@@ -48,10 +48,19 @@ class PropertyMonitor:
         self.procedure = procedure
         self.keep_trace = keep_trace
         self._cases: dict[str, _CaseTrack] = {}
+        self._active_cache: dict[Config, frozenset[str]] = {}
         self._rank = {
             p.id: {s: i for i, s in enumerate(p.order)} for p in procedure.properties
             if p.pattern == "monotone"
         }
+
+    def _active(self, config: Config) -> frozenset[str]:
+        """Active states of a configuration, remembered (the procedure never changes)."""
+        found = self._active_cache.get(config)
+        if found is None:
+            found = active_states(self.procedure, config)
+            self._active_cache[config] = found
+        return found
 
     def start(self, case_id: str) -> list[Violation]:
         """Begin watching a new case at the procedure's initial configuration."""
@@ -103,10 +112,10 @@ class PropertyMonitor:
                 self._monotone(step, p, out)
             elif p.pattern == "final":
                 assert p.state is not None
-                left = p.state not in active_states(proc, step.after) or (
+                left = p.state not in self._active(step.after) or (
                     EventRef("exit", p.state) in events
                 )
-                if p.state in active_states(proc, step.before) and left:
+                if p.state in self._active(step.before) and left:
                     out.append(self._violation(step.case_id, p,
                                                f"{step.trigger} moved on from final {p.state}"))
             elif p.pattern == "response":
@@ -120,8 +129,8 @@ class PropertyMonitor:
 
     def _scope(self, step: Step, p: Property, track: _CaseTrack, out: list[Violation]) -> None:
         assert p.scope is not None
-        was_in = p.scope in active_states(self.procedure, step.before)
-        now_in = p.scope in active_states(self.procedure, step.after)
+        was_in = p.scope in self._active(step.before)
+        now_in = p.scope in self._active(step.after)
         reentered = EventRef("enter", p.scope) in step.events
         if was_in:
             recorded = track.scope_records.setdefault(p.id, set()) | set(step.records)

@@ -1,0 +1,135 @@
+"""Empirical durations as distributions with units, sampled from an injected generator.
+
+A scenario says how long things take in practice (an assessment, a report, a manager's
+response); the procedure says how long they may take. Every distribution carries its unit,
+and converting a sampled duration into simulation time respects the working-day calendar:
+"12 working days" lands in working hours on the 12th working day after the start.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+import numpy as np
+
+from model.calendar import WorkingCalendar
+from model.types import SimHours
+
+DistKind = Literal["fixed", "uniform", "triangular", "lognormal", "exponential", "empirical"]
+DIST_KINDS: tuple[DistKind, ...] = (
+    "fixed", "uniform", "triangular", "lognormal", "exponential", "empirical",
+)
+TimeUnit = Literal["hours", "working_hours", "days", "working_days"]
+TIME_UNITS: tuple[TimeUnit, ...] = ("hours", "working_hours", "days", "working_days")
+
+_Z90 = 1.2815515655446004
+"""The standard normal's 90th percentile: a lognormal's p90 is median * exp(1.2816 sigma)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dist:
+    """A non-negative duration distribution in one unit.
+
+    Attributes:
+        kind: ``fixed`` (value), ``uniform`` (low, high), ``triangular`` (low, mode, high),
+            ``lognormal`` (median, p90), ``exponential`` (mean) or ``empirical`` (bins of
+            ``(low, high, share)``; a value is uniform within its bin).
+        unit: ``hours``, ``working_hours`` (counted inside working hours on working days),
+            ``days`` (calendar) or ``working_days``.
+        params: The kind's parameters in the order above.
+        bins: For ``empirical``: ``(low, high, share)`` rows; shares are normalised.
+    """
+
+    kind: DistKind
+    unit: TimeUnit
+    params: tuple[float, ...] = ()
+    bins: tuple[tuple[float, float, float], ...] = ()
+
+    def sample(self, rng: np.random.Generator) -> float:
+        """Draw one duration in this distribution's unit (never negative)."""
+        p = self.params
+        if self.kind == "fixed":
+            return p[0]
+        if self.kind == "uniform":
+            return float(rng.uniform(p[0], p[1]))
+        if self.kind == "triangular":
+            if p[0] == p[2]:
+                return p[0]
+            return float(rng.triangular(p[0], p[1], p[2]))
+        if self.kind == "lognormal":
+            median, p90 = p
+            sigma = math.log(p90 / median) / _Z90
+            return float(median * math.exp(sigma * rng.standard_normal()))
+        if self.kind == "exponential":
+            return float(rng.exponential(p[0]))
+        shares = np.array([b[2] for b in self.bins], dtype=float)
+        index = int(rng.choice(len(self.bins), p=shares / shares.sum()))
+        low, high, _ = self.bins[index]
+        return float(rng.uniform(low, high)) if high > low else low
+
+    def mean(self) -> float:
+        """The distribution's mean, in its unit (used for documentation and sanity checks)."""
+        p = self.params
+        if self.kind == "fixed":
+            return p[0]
+        if self.kind == "uniform":
+            return (p[0] + p[1]) / 2
+        if self.kind == "triangular":
+            return sum(p) / 3
+        if self.kind == "lognormal":
+            sigma = math.log(p[1] / p[0]) / _Z90
+            return p[0] * math.exp(sigma * sigma / 2)
+        if self.kind == "exponential":
+            return p[0]
+        total = sum(b[2] for b in self.bins)
+        return sum((b[0] + b[1]) / 2 * b[2] for b in self.bins) / total
+
+
+def advance(calendar: WorkingCalendar, start: SimHours, amount: float, unit: TimeUnit,
+            ) -> SimHours:
+    """The simulation time ``amount`` units after ``start``.
+
+    ``working_days``: the whole part counts working days after the start's date; the
+    fraction places the moment inside that day's working hours (never before ``start``).
+    ``working_hours``: hours counted only inside working hours on working days.
+    """
+    if unit == "hours":
+        return start + amount
+    if unit == "days":
+        return start + 24.0 * amount
+    span = calendar.day_ends - calendar.day_starts
+    if unit == "working_hours":
+        t = calendar.next_working_time(start)
+        remaining = amount
+        while True:
+            day = calendar.date_of(t)
+            close = calendar.to_hours(day) + calendar.day_ends
+            if t + remaining <= close:
+                return t + remaining
+            remaining -= close - t
+            t = calendar.to_hours(calendar.add_working_days(day, 1)) + calendar.day_starts
+    whole = math.floor(amount)
+    frac = amount - whole
+    day = calendar.date_of(start)
+    if whole == 0 and not calendar.is_working_day(day):
+        day = calendar.add_working_days(day, 1)
+    else:
+        day = calendar.add_working_days(day, whole)
+    moment = calendar.to_hours(day) + calendar.day_starts + frac * span
+    if moment < start:
+        return calendar.next_working_time(start)
+    return moment
+
+
+def next_working_day_start(calendar: WorkingCalendar, t: SimHours) -> SimHours:
+    """The start of working hours on the first working day strictly after ``t``'s date."""
+    return calendar.to_hours(calendar.add_working_days(calendar.date_of(t), 1)) + \
+        calendar.day_starts
+
+
+def day_index(calendar: WorkingCalendar, t: SimHours) -> int:
+    """Whole days from the calendar's start date to the date of ``t``."""
+    return (calendar.date_of(t) - calendar.start) // timedelta(days=1)

@@ -1,0 +1,976 @@
+"""The SimPy engine: whole caseloads moving through the compiled procedure, competing for staff.
+
+Every step a case takes is a trigger fired on the compiled machine, so a simulated case can
+never do what the procedure forbids. What the scenario adds is *when* and *which*: for each
+state, a behaviour chooses among the moves the machine offers and says how long it takes;
+deadline clocks started by the machine plan the recurring work (visits, core groups, notes).
+Capacity is real: a case waits unallocated when every social worker is at their cap, a
+social worker's absence holds up their cases, conferences need a chair's and a
+minute-taker's diary slot on a working day, and manager responses queue for managers.
+When a conference cannot be held in time, the chair's postponement decision is fired on the
+machine (so it is recorded as the procedure requires) and the breach is counted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import math
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import simpy
+
+from model.calendar import WorkingCalendar
+from model.compiler import Case, FireResult, Option, Step
+from model.graph import Config, active_states, is_terminal
+from model.guards import evaluate
+from model.spec import Deadline, Procedure, Transition
+from model.types import SimHours, StateId, TriggerId
+from simulations.distributions import Dist, advance, day_index
+from simulations.observers import NullObserver, Observer
+from simulations.scenario import BehaviourSpec, ChoiceSpec, DistSpec, Scenario
+
+HOURS_PER_YEAR = 365.25 * 24.0
+STREAMS = ("arrivals", "facts", "behaviour", "timing", "agencies", "staff")
+"""Named random streams inside a replication, each from its own SeedSequence child."""
+
+
+class Machine(Protocol):
+    """What the engine needs from a compiled procedure (transitions- or table-based)."""
+
+    procedure: Procedure
+
+    def new_case(self, case_id: str, facts: Mapping[str, object] | None = None,
+                 at: SimHours = 0.0) -> tuple[Case, tuple[str, ...]]:
+        """Register a new case."""
+        ...
+
+    def release(self, case: Case) -> None:
+        """Forget a finished case."""
+        ...
+
+    def configuration(self, case: Case) -> Config:
+        """Where the case is."""
+        ...
+
+    def options(self, case: Case) -> tuple[Option, ...]:
+        """Moves on offer, with whether each is enabled."""
+        ...
+
+    def fire(self, case: Case, trigger: TriggerId, at: SimHours) -> FireResult:
+        """Fire a trigger."""
+        ...
+
+
+class SimulationStuck(Exception):
+    """A case can go nowhere: the scenario's behaviour offers no move the procedure allows."""
+
+
+def replication_streams(root_seed: int, replication: int) -> dict[str, np.random.Generator]:
+    """One generator per named source for one replication.
+
+    Derived from ``SeedSequence(root_seed, spawn_key=(replication, k))`` so a replication's
+    draws do not depend on which worker runs it, and two scenarios run with the same seed
+    draw the same numbers for the same source (common random numbers).
+    """
+    return {
+        name: np.random.default_rng(
+            np.random.SeedSequence(root_seed, spawn_key=(replication, k)))
+        for k, name in enumerate(STREAMS)
+    }
+
+
+# -- compiled behaviour ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Table:
+    triggers: tuple[TriggerId, ...]
+    cumulative: tuple[float, ...]
+    afters: tuple[Dist | None, ...]
+
+
+@dataclass(frozen=True)
+class _Behaviour:
+    state: StateId
+    tables: tuple[_Table, ...]
+    by_visit: bool
+    chance: float
+    after: Dist | None
+    aim_deadlines: tuple[str, ...]
+    aim_at: float | Dist | None
+    meeting_for_lead: TriggerId | None
+    lead: Dist | None
+    postpone: TriggerId | None
+
+
+def _table(choices: dict[str, float] | dict[str, float | ChoiceSpec]) -> _Table:
+    triggers: list[str] = []
+    weights: list[float] = []
+    afters: list[Dist | None] = []
+    for trig, value in choices.items():
+        triggers.append(trig)
+        if isinstance(value, ChoiceSpec):
+            weights.append(value.weight)
+            afters.append(value.after.build() if value.after else None)
+        else:
+            weights.append(float(value))
+            afters.append(None)
+    total = sum(weights) or 1.0
+    cumulative = tuple(itertools.accumulate(w / total for w in weights))
+    return _Table(tuple(triggers), cumulative, tuple(afters))
+
+
+def _compile_behaviour(sid: StateId, b: BehaviourSpec) -> _Behaviour:
+    tables = ((_table(b.choose),) if b.choose is not None
+              else tuple(_table(t) for t in b.choose_by_visit or []))
+    aim_at: float | Dist | None = None
+    if b.aim is not None:
+        aim_at = b.aim.at.build() if isinstance(b.aim.at, DistSpec) else b.aim.at
+    return _Behaviour(
+        state=sid,
+        tables=tables,
+        by_visit=b.choose_by_visit is not None,
+        chance=b.chance,
+        after=b.after.build() if b.after else None,
+        aim_deadlines=tuple(b.aim.deadlines) if b.aim else (),
+        aim_at=aim_at,
+        meeting_for_lead=b.before_meeting.trigger if b.before_meeting else None,
+        lead=b.before_meeting.lead.build() if b.before_meeting else None,
+        postpone=b.postpone,
+    )
+
+
+def _hours(dist_unit: str, amount: float) -> float:
+    """An approximate length in hours (used only for leads counted back from a meeting)."""
+    return {"hours": 1.0, "working_hours": 24.0 / 8.0, "days": 24.0,
+            "working_days": 24.0 * 7.0 / 5.0}[dist_unit] * amount
+
+
+# -- live state ------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Plan:
+    time: SimHours
+    order: int
+    trigger: TriggerId
+    owner: str
+    reason: str = ""
+
+
+@dataclass(eq=False)
+class _Live:
+    case: Case
+    process_order: int
+    entered: dict[StateId, SimHours] = field(default_factory=dict)
+    visits: Counter[StateId] = field(default_factory=Counter)
+    plans: dict[str, _Plan] = field(default_factory=dict)
+    declined: dict[StateId, frozenset[str]] = field(default_factory=dict)
+    bookings: dict[TriggerId, tuple[int, SimHours]] = field(default_factory=dict)
+    absence_postponed: set[TriggerId] = field(default_factory=set)
+    worker: int | None = None
+    allocated: simpy.Event | None = None
+    queued_at: SimHours | None = None
+    plan_started: SimHours | None = None
+    plans_had: int = 0
+    meeting: StateId | None = None
+    options: tuple[Option, ...] | None = None
+
+
+# -- resources -------------------------------------------------------------------------------
+class Diary:
+    """Conference slots on working days for chairs and minute-takers together.
+
+    A conference needs one chair slot and one minute-taker slot on the same working day.
+    Slots are numbered in the day; the n-th meeting of a day starts at the start of working
+    hours plus ``(n // parallel) * meeting_hours``.
+    """
+
+    def __init__(self, calendar: WorkingCalendar, chairs: int, chair_slots: int,
+                 minute_takers: int, minute_slots: int, meeting_hours: float) -> None:
+        """Set the daily capacities."""
+        self.calendar = calendar
+        self.chair_capacity = chairs * chair_slots
+        self.minute_capacity = minute_takers * minute_slots
+        self.capacity = min(self.chair_capacity, self.minute_capacity)
+        self.parallel = max(1, min(chairs, minute_takers))
+        self.meeting_hours = meeting_hours
+        self.booked: Counter[int] = Counter()
+        self.held: Counter[int] = Counter()
+        self._working: dict[int, bool] = {}
+
+    def _is_working(self, day: int) -> bool:
+        known = self._working.get(day)
+        if known is None:
+            from datetime import timedelta
+            known = self.calendar.is_working_day(self.calendar.start + timedelta(days=day))
+            self._working[day] = known
+        return known
+
+    def book(self, target: SimHours, now: SimHours) -> tuple[int, SimHours]:
+        """The first free slot on a working day at or after ``target``'s date, not before now.
+
+        Returns:
+            The day index and the slot's start time (sim hours).
+        """
+        day = max(day_index(self.calendar, max(target, now)), 0)
+        while True:
+            if self._is_working(day):
+                n = self.booked[day]
+                if n < self.capacity:
+                    start = (day * 24.0 + self.calendar.day_starts
+                             + (n // self.parallel) * self.meeting_hours)
+                    if start >= now:
+                        self.booked[day] += 1
+                        return day, start
+            day += 1
+
+    def cancel(self, day: int) -> None:
+        """Free a slot that will not be used."""
+        if self.booked[day] > 0:
+            self.booked[day] -= 1
+
+    def hold(self, day: int) -> None:
+        """Count a meeting that took place (for utilisation)."""
+        self.held[day] += 1
+
+
+class Workers:
+    """Case-holding social workers: allocation up to a caseload cap, and absence spells.
+
+    A case that needs a worker when all are at their cap joins a first-come queue. Absence
+    (leave and sickness) alternates with presence per worker; while a worker is away, their
+    cases' social-work steps wait for their return.
+    """
+
+    def __init__(self, env: simpy.Environment, count: int, cap: int, absence_rate: float,
+                 spell_days: float, rng: np.random.Generator) -> None:
+        """Create ``count`` workers and start their absence processes."""
+        self.env = env
+        self.cap = cap
+        self.load = [0] * count
+        self.present = [True] * count
+        self.back: list[simpy.Event | None] = [None] * count
+        self._heap = [(0, i) for i in range(count)]
+        self.queue: deque[_Live] = deque()
+        self.waits: list[float] = []
+        if absence_rate > 0:
+            for i in range(count):
+                env.process(self._absence(i, absence_rate, spell_days, rng))
+
+    def _absence(self, i: int, rate: float, spell_days: float,
+                 rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
+        away_mean = spell_days * 24.0
+        here_mean = away_mean * (1.0 - rate) / rate
+        if rng.random() < rate:
+            self.present[i] = False
+            self.back[i] = self.env.event()
+            yield self.env.timeout(rng.exponential(away_mean))
+            self._return(i)
+        while True:
+            yield self.env.timeout(rng.exponential(here_mean))
+            self.present[i] = False
+            self.back[i] = self.env.event()
+            yield self.env.timeout(rng.exponential(away_mean))
+            self._return(i)
+
+    def _return(self, i: int) -> None:
+        self.present[i] = True
+        event = self.back[i]
+        self.back[i] = None
+        if event is not None:
+            event.succeed()
+
+    def _take(self) -> int | None:
+        while self._heap:
+            load, i = self._heap[0]
+            if load != self.load[i]:
+                heapq.heappop(self._heap)
+                continue
+            if load >= self.cap:
+                return None
+            heapq.heapreplace(self._heap, (load + 1, i))
+            self.load[i] = load + 1
+            return i
+        return None
+
+    def request(self, live: _Live) -> None:
+        """Allocate a worker now, or queue the case."""
+        i = self._take()
+        if i is not None:
+            live.worker = i
+            return
+        live.allocated = self.env.event()
+        live.queued_at = self.env.now
+        self.queue.append(live)
+
+    def release(self, live: _Live) -> None:
+        """Free the case's worker and allocate the next queued case, if any."""
+        i = live.worker
+        if i is None:
+            if live in self.queue:
+                self.queue.remove(live)
+            return
+        live.worker = None
+        self.load[i] -= 1
+        heapq.heappush(self._heap, (self.load[i], i))
+        while self.queue:
+            j = self._take()
+            if j is None:
+                break
+            nxt = self.queue.popleft()
+            nxt.worker = j
+            if nxt.queued_at is not None:
+                self.waits.append(self.env.now - nxt.queued_at)
+            nxt.queued_at = None
+            event = nxt.allocated
+            nxt.allocated = None
+            if event is not None:
+                event.succeed()
+
+
+# -- results ---------------------------------------------------------------------------------
+@dataclass
+class RunRecord:
+    """Raw measurements of one replication (plain data, no live objects).
+
+    ``deadlines`` maps a deadline id to counts (met, missed, cancelled, open_overdue,
+    open_not_due) and the elapsed values (in the deadline's own unit) of met and missed
+    clocks. ``series`` maps a time-series name to one value per sample day.
+    """
+
+    replication: int
+    warm_up_hours: float
+    horizon_hours: float
+    deadlines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entries: Counter[str] = field(default_factory=Counter)
+    triggers: Counter[str] = field(default_factory=Counter)
+    postponements: Counter[str] = field(default_factory=Counter)
+    plan_lengths_days: list[float] = field(default_factory=list)
+    repeat_plans: int = 0
+    plans_started: int = 0
+    plans_ended: int = 0
+    sample_days: list[int] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    allocation_waits_hours: list[float] = field(default_factory=list)
+    meetings_held: int = 0
+    meeting_capacity: int = 0
+    chair_capacity: int = 0
+    minute_capacity: int = 0
+    cases_created: int = 0
+    cases_finished: int = 0
+    open_by_state: Counter[str] = field(default_factory=Counter)
+    transitions: int = 0
+    agency_absences: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain, JSON-ready data; raw elapsed times become quantiles and a histogram."""
+        deadlines = {}
+        for did, row in self.deadlines.items():
+            out = {k: v for k, v in row.items() if k != "elapsed"}
+            values = np.asarray(row["elapsed"], dtype=float)
+            out.update(_summary(values, _BIN_WIDTH.get(str(row["unit"]), 1.0)))
+            deadlines[did] = out
+        plan = _summary(np.asarray(self.plan_lengths_days, dtype=float), 30.0)
+        waits = np.asarray(self.allocation_waits_hours, dtype=float) / 24.0
+        return {
+            "replication": self.replication,
+            "warm_up_hours": self.warm_up_hours,
+            "horizon_hours": self.horizon_hours,
+            "deadlines": deadlines,
+            "entries": dict(sorted(self.entries.items())),
+            "triggers": dict(sorted(self.triggers.items())),
+            "postponements": dict(sorted(self.postponements.items())),
+            "plan_lengths_days": plan,
+            "repeat_plans": self.repeat_plans,
+            "plans_started": self.plans_started,
+            "plans_ended": self.plans_ended,
+            "sample_days": self.sample_days,
+            "series": {k: self.series[k] for k in sorted(self.series)},
+            "allocation_waits_days": _summary(waits, 1.0),
+            "meetings_held": self.meetings_held,
+            "meeting_capacity": self.meeting_capacity,
+            "chair_capacity": self.chair_capacity,
+            "minute_capacity": self.minute_capacity,
+            "cases_created": self.cases_created,
+            "cases_finished": self.cases_finished,
+            "open_by_state": dict(sorted(self.open_by_state.items())),
+            "transitions": self.transitions,
+            "agency_absences": dict(sorted(self.agency_absences.items())),
+        }
+
+
+_BIN_WIDTH = {"hours": 1.0, "days": 1.0, "working_days": 1.0, "months": 0.25}
+
+
+def _summary(values: np.ndarray[Any, Any], width: float) -> dict[str, Any]:
+    """Count, mean, median, 90th percentile and a fixed-width histogram from 0."""
+    if values.size == 0:
+        return {"n": 0, "mean": None, "median": None, "p90": None,
+                "hist_width": width, "hist": []}
+    top = max(math.floor(float(values.max()) / width) + 1, 1)
+    counts = np.bincount(np.clip(np.floor(values / width), 0, None).astype(int),
+                         minlength=top)
+    return {
+        "n": int(values.size),
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "p90": float(np.percentile(values, 90)),
+        "hist_width": width,
+        "hist": [int(c) for c in counts],
+    }
+
+
+# -- engine ----------------------------------------------------------------------------------
+class Engine:
+    """One replication of a scenario.
+
+    Args:
+        scenario: The validated scenario.
+        machine: The compiled procedure (a ``CompiledProcedure`` or a ``TableMachine``).
+        calendar: Working-day calendar starting at the scenario's start date.
+        replication: Replication number (0-based).
+        root_seed: The experiment's root seed.
+        observers: Event log, invariant monitor, ... (default: none).
+        progress: Called with the simulated hours reached, about once a simulated week.
+    """
+
+    def __init__(self, scenario: Scenario, machine: Machine, calendar: WorkingCalendar,
+                 replication: int, root_seed: int, observers: Sequence[Observer] = (),
+                 progress: Callable[[float], None] | None = None) -> None:
+        """Build resources and behaviour tables; nothing runs until :meth:`run`."""
+        spec = scenario.spec
+        self.spec = spec
+        self.procedure = machine.procedure
+        self.machine = machine
+        self.calendar = calendar
+        self.env = simpy.Environment()
+        self.rng = replication_streams(root_seed, replication)
+        self.observers: tuple[Observer, ...] = tuple(observers) or (NullObserver(),)
+        self.progress = progress
+        self.horizon = spec.run.horizon_days * 24.0
+        self.warm_up = spec.run.warm_up_days * 24.0
+        self.record = RunRecord(replication, self.warm_up, self.horizon)
+        for d in self.procedure.deadlines:
+            limit = d.within or d.at_least
+            assert limit is not None
+            self.record.deadlines[d.id] = {
+                "met": 0, "missed": 0, "cancelled": 0, "open_overdue": 0, "open_not_due": 0,
+                "elapsed": [], "unit": limit.unit, "limit": limit.value,
+                "kind": "within" if d.within else "at_least",
+            }
+        self.behaviour = {sid: _compile_behaviour(sid, b) for sid, b in spec.behaviour.items()}
+        self.tasks = {t: (ts.aim.build() if isinstance(ts.aim, DistSpec) else ts.aim,
+                          ts.after.build() if ts.after else None)
+                      for t, ts in spec.tasks.items()}
+        self.deadline = {d.id: d for d in self.procedure.deadlines}
+        self.ends_with: dict[TriggerId, list[Deadline]] = defaultdict(list)
+        for d in self.procedure.deadlines:
+            if d.end.kind == "trigger":
+                self.ends_with[d.end.name].append(d)
+        staff = spec.staffing
+        sw = staff.social_workers
+        self.workers = Workers(self.env, sw.effective_workers(), sw.caseload_cap,
+                               sw.absence_rate, sw.absence_spell_days, self.rng["staff"])
+        self.holding = frozenset(sw.holds_cases_in)
+        self.diary = Diary(calendar, staff.conference_chairs.count,
+                           staff.conference_chairs.slots_per_day, staff.minute_takers.count,
+                           staff.minute_takers.slots_per_day,
+                           staff.conference_chairs.meeting_hours)
+        self.managers = {level: (simpy.Resource(self.env, capacity=m.count), m.work.build())
+                         for level, m in staff.managers.items()}
+        self.live: dict[str, _Live] = {}
+        self._order = itertools.count()
+        self._numbers = itertools.count(1)
+        self._active_cache: dict[Config, frozenset[StateId]] = {}
+        self._behaving_cache: dict[Config, tuple[StateId, ...]] = {}
+        self._holding_cache: dict[Config, bool] = {}
+        self._offered_cache: dict[Config, frozenset[TriggerId]] = {}
+        self._top_cache: dict[Config, str] = {}
+        self.stage_counts: Counter[str] = Counter()
+        self.plan_state = spec.plan_state
+
+    # -- small cached views of a configuration ---------------------------------------------
+    def _active(self, config: Config) -> frozenset[StateId]:
+        found = self._active_cache.get(config)
+        if found is None:
+            found = active_states(self.procedure, config)
+            self._active_cache[config] = found
+        return found
+
+    def _behaving(self, config: Config) -> tuple[StateId, ...]:
+        """Active states with a behaviour, outermost first, main flow then regions."""
+        found = self._behaving_cache.get(config)
+        if found is None:
+            out: list[StateId] = []
+            for leaf in config:
+                for sid in reversed(self.procedure.ancestors(leaf)):
+                    if sid in self.behaviour:
+                        out.append(sid)
+            found = tuple(out)
+            self._behaving_cache[config] = found
+        return found
+
+    def _holds(self, config: Config) -> bool:
+        found = self._holding_cache.get(config)
+        if found is None:
+            found = bool(self.holding & self._active(config))
+            self._holding_cache[config] = found
+        return found
+
+    def _offered(self, config: Config) -> frozenset[TriggerId]:
+        """Triggers whose transitions start somewhere active (guards ignored)."""
+        found = self._offered_cache.get(config)
+        if found is None:
+            active = self._active(config)
+            found = frozenset(t.trigger for t in self.procedure.transitions
+                              if active & set(t.sources))
+            self._offered_cache[config] = found
+        return found
+
+    def _top(self, config: Config) -> str:
+        found = self._top_cache.get(config)
+        if found is None:
+            found = self.procedure.ancestors(config[0])[-1]
+            self._top_cache[config] = found
+        return found
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self) -> RunRecord:
+        """Run to the horizon and return the replication's measurements."""
+        self.env.process(self._arrivals())
+        self.env.process(self._sampler())
+        self.env.run(until=self.horizon)
+        self._close_books()
+        return self.record
+
+    def _arrivals(self) -> Generator[simpy.Event, Any, None]:
+        demand = self.spec.demand
+        rate = demand.referrals_per_year * (1.0 - demand.re_referral_share) / HOURS_PER_YEAR
+        season = demand.seasonality
+        peak = max(season) / (sum(season) / 12.0) if season else 1.0
+        rng = self.rng["arrivals"]
+        while True:
+            yield self.env.timeout(rng.exponential(1.0 / (rate * peak)))
+            if season:
+                month = self.calendar.date_of(self.env.now).month - 1
+                if rng.random() * peak > season[month] / (sum(season) / 12.0):
+                    continue
+            self._new_case()
+
+    def _new_case(self) -> None:
+        number = next(self._numbers)
+        case_id = f"C{number:07d}"
+        rng = self.rng["facts"]
+        facts = {name: bool(rng.random() < p) for name, p in self.spec.demand.facts.items()}
+        case, started = self.machine.new_case(case_id, facts, self.env.now)
+        live = _Live(case, next(self._order))
+        self.live[case_id] = live
+        self.record.cases_created += 1
+        config = self.machine.configuration(case)
+        now = self.env.now
+        for sid in self._active(config):
+            live.entered[sid] = now
+            live.visits[sid] += 1
+            if now >= self.warm_up:
+                self.record.entries[sid] += 1
+        self.stage_counts[self._top(config)] += 1
+        for obs in self.observers:
+            obs.case_started(case_id, now, config)
+        self._plan_tasks(live, started)
+        if self._holds(config):
+            self.workers.request(live)
+        self.env.process(self._case(live))
+
+    def _case(self, live: _Live) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        while True:
+            self._replan(live)
+            if not live.plans:
+                config = self.machine.configuration(live.case)
+                if not is_terminal(self.procedure, config):
+                    raise SimulationStuck(
+                        f"case {live.case.case_id} in {' + '.join(config)} has nothing to "
+                        "do: the scenario's behaviour chooses no move the procedure allows "
+                        f"here (allowed: {', '.join(self._enabled(live)) or 'none'})")
+                self._finish(live, config)
+                return
+            key = min(live.plans, key=lambda k: (live.plans[k].time, live.plans[k].order))
+            plan = live.plans[key]
+            if plan.time > env.now:
+                yield env.timeout(plan.time - env.now)
+            yield from self._execute(live, key, plan)
+
+    def _options(self, live: _Live) -> tuple[Option, ...]:
+        """The machine's options for the case, remembered until the case next moves."""
+        if live.options is None:
+            live.options = self.machine.options(live.case)
+        return live.options
+
+    def _enabled(self, live: _Live) -> tuple[TriggerId, ...]:
+        return tuple(sorted({o.transition.trigger for o in self._options(live) if o.enabled}))
+
+    # -- planning ----------------------------------------------------------------------------
+    def _replan(self, live: _Live) -> None:
+        config = self.machine.configuration(live.case)
+        behaving = self._behaving(config)
+        if all(sid in live.plans for sid in behaving):
+            return
+        enabled = frozenset(self._enabled(live))
+        for sid in behaving:
+            if sid in live.plans:
+                continue
+            b = self.behaviour[sid]
+            table = b.tables[min(live.visits[sid], len(b.tables)) - 1] if b.by_visit \
+                else b.tables[0]
+            usable = frozenset(t for t in table.triggers if t in enabled)
+            if not usable or live.declined.get(sid) == usable:
+                continue
+            rng = self.rng["behaviour"]
+            if b.chance < 1.0 and rng.random() >= b.chance:
+                live.declined[sid] = usable
+                continue
+            live.declined.pop(sid, None)
+            trigger, after = self._choose(table, usable, rng)
+            self._plan_step(live, b, trigger, after)
+
+    def _choose(self, table: _Table, usable: frozenset[TriggerId],
+                rng: np.random.Generator) -> tuple[TriggerId, Dist | None]:
+        if len(usable) == len(table.triggers):
+            i = bisect.bisect_right(table.cumulative, rng.random() * table.cumulative[-1])
+            i = min(i, len(table.triggers) - 1)
+            return table.triggers[i], table.afters[i]
+        weights = []
+        previous = 0.0
+        for trig, cum in zip(table.triggers, table.cumulative, strict=True):
+            weights.append((cum - previous) if trig in usable else 0.0)
+            previous = cum
+        total = sum(weights)
+        if total <= 0:
+            choices = [i for i, t in enumerate(table.triggers) if t in usable]
+            i = choices[int(rng.integers(len(choices)))]
+        else:
+            x = rng.random() * total
+            i = 0
+            acc = weights[0]
+            while acc <= x and i < len(weights) - 1:
+                i += 1
+                acc += weights[i]
+        return table.triggers[i], table.afters[i]
+
+    def _fraction(self, at: float | Dist | None) -> float:
+        if at is None:
+            return 0.8
+        if isinstance(at, Dist):
+            return at.sample(self.rng["timing"])
+        return at
+
+    def _plan_step(self, live: _Live, b: _Behaviour, trigger: TriggerId,
+                   after: Dist | None) -> None:
+        now = self.env.now
+        rng = self.rng["timing"]
+        time: float | None = None
+        if b.meeting_for_lead is not None and b.meeting_for_lead in live.bookings:
+            time = self._before_meeting(live, b, trigger)
+        if time is None and b.aim_deadlines:
+            for did in b.aim_deadlines:
+                clock = live.case.clocks.get(did)
+                if clock is not None and clock.due is not None:
+                    frac = self._fraction(b.aim_at)
+                    time = clock.started + frac * (clock.due - clock.started)
+                    break
+        if time is None:
+            dist = after or b.after
+            if dist is None:
+                dist = Dist("fixed", "hours", (0.0,))
+            time = advance(self.calendar, now, dist.sample(rng), dist.unit)
+        time = max(time, now)
+        reason = ""
+        transition = self._transition_for(live, trigger)
+        if transition is not None and self._is_meeting(live, transition):
+            time, late = self._book(live, trigger, time)
+            if late and b.postpone is not None and "postpone" not in live.plans:
+                self.record.postponements[f"{b.postpone}:no_slot_in_time"] += 1
+                live.plans["postpone"] = _Plan(now, next(self._order), b.postpone,
+                                               "postpone", "no slot in time")
+        live.plans[b.state] = _Plan(time, next(self._order), trigger, b.state, reason)
+
+    def _transition_for(self, live: _Live, trigger: TriggerId) -> Transition | None:
+        for o in self._options(live):
+            if o.transition.trigger == trigger and o.enabled:
+                return o.transition
+        return None
+
+    @staticmethod
+    def _is_meeting(live: _Live, t: Transition) -> bool:
+        """True when ``t`` opens a meeting.
+
+        It needs a chair and a minute-taker, and the case is not already sitting in one
+        (steps inside a sitting conference need them too).
+        """
+        return (live.meeting is None and not t.internal
+                and any(r.role == "conference_chair" for r in t.resources)
+                and any(r.role == "minute_taker" for r in t.resources))
+
+    def _book(self, live: _Live, trigger: TriggerId, target: SimHours) -> tuple[float, bool]:
+        """Book (or reuse) the case's diary slot for a meeting; True when it is too late."""
+        now = self.env.now
+        existing = live.bookings.get(trigger)
+        if existing is not None and existing[1] >= now:
+            return existing[1], False
+        day, start = self.diary.book(target, now)
+        live.bookings[trigger] = (day, start)
+        due = [c.due for d in self.ends_with.get(trigger, ())
+               if (c := live.case.clocks.get(d.id)) is not None and c.due is not None]
+        return start, bool(due) and start > min(due)
+
+    def _before_meeting(self, live: _Live, b: _Behaviour, trigger: TriggerId) -> float | None:
+        assert b.meeting_for_lead is not None and b.lead is not None
+        meeting = live.bookings[b.meeting_for_lead][1]
+        ctx = live.case.guard_context()
+        required = 0.0
+        for d in self.procedure.deadlines:
+            if (d.start.kind == "trigger" and d.start.name == trigger and d.at_least
+                    and (d.when is None or evaluate(d.when, ctx))):
+                required = max(required, _hours(d.at_least.unit, d.at_least.value))
+        transition = self._transition_for(live, trigger)
+        agencies = [a for r in (transition.resources if transition else ())
+                    if r.role == "agency" for a in r.agencies]
+        rng = self.rng["agencies"]
+        timing = self.rng["timing"]
+        leads = []
+        for agency in agencies or ["_"]:
+            spec = self.spec.staffing.agencies.get(agency)
+            on_time = spec.report_on_time if spec else 1.0
+            if rng.random() < on_time:
+                leads.append(required + _hours(b.lead.unit, b.lead.sample(timing)))
+            else:
+                leads.append(float(rng.uniform(0.0, required)) if required > 0 else 0.0)
+        return meeting - min(leads)
+
+    def _plan_tasks(self, live: _Live, started: Sequence[str]) -> None:
+        for did in started:
+            d = self.deadline[did]
+            if d.end.kind != "trigger" or d.end.name not in self.tasks:
+                continue
+            clock = live.case.clocks.get(did)
+            if clock is None:
+                continue
+            aim, after = self.tasks[d.end.name]
+            if clock.due is not None:
+                low = clock.earliest if clock.earliest is not None else clock.started
+                time = low + self._fraction(aim) * (clock.due - low)
+            elif after is not None:
+                time = advance(self.calendar, clock.started, after.sample(self.rng["timing"]),
+                               after.unit)
+            else:
+                continue
+            live.plans[f"task:{did}"] = _Plan(max(time, self.env.now), next(self._order),
+                                              d.end.name, f"task:{did}")
+
+    # -- doing -------------------------------------------------------------------------------
+    def _execute(self, live: _Live, key: str, plan: _Plan) -> Generator[simpy.Event, Any, None]:
+        case = live.case
+        transition = self._transition_for(live, plan.trigger)
+        if transition is None:
+            live.plans.pop(key, None)
+            return
+        actors: list[str] = []
+        config = self.machine.configuration(case)
+        needs = transition.resources
+        if any(r.role == "social_worker" for r in needs) and self._holds(config):
+            while live.worker is None:
+                assert live.allocated is not None
+                yield live.allocated
+            back = self.workers.back[live.worker]
+            if back is not None:
+                yield back
+            actors.append(f"social_worker:{live.worker}")
+        for r in needs:
+            if r.role == "manager" and r.level in self.managers:
+                resource, work = self.managers[r.level]
+                with resource.request() as req:
+                    yield req
+                    hours = work.sample(self.rng["timing"])
+                    yield self.env.timeout(advance(self.calendar, self.env.now, hours,
+                                                   work.unit) - self.env.now)
+                actors.append(f"manager:{r.level}")
+        if self._is_meeting(live, transition):
+            absent = self._attendance(transition)
+            if absent:
+                actors.append("absent:" + "|".join(absent))
+            postpone = self.behaviour.get(plan.owner)
+            if (absent and postpone is not None and postpone.postpone is not None
+                    and plan.trigger not in live.absence_postponed
+                    and self.rng["agencies"].random() < self.spec.staffing.postpone_when_absent
+                    and postpone.postpone in self._enabled(live)):
+                live.absence_postponed.add(plan.trigger)
+                day, _ = live.bookings.pop(plan.trigger, (None, 0.0))
+                if day is not None:
+                    self.diary.cancel(day)
+                nxt = advance(self.calendar, self.env.now, 1.0, "working_days")
+                live.bookings[plan.trigger] = self.diary.book(nxt, self.env.now)
+                self.record.postponements[f"{postpone.postpone}:agency_absent"] += 1
+                self._fire(live, postpone.postpone, "conference_chair")
+                return
+            booking = live.bookings.pop(plan.trigger, None)
+            if booking is not None:
+                self.diary.hold(booking[0])
+            live.absence_postponed.discard(plan.trigger)
+            live.meeting = transition.dest
+            actors.append("conference_chair")
+        if not actors:
+            actors.append(next((r.role for r in needs), "case"))
+        live.plans.pop(key, None)
+        self._fire(live, plan.trigger, ";".join(actors))
+
+    def _attendance(self, t: Transition) -> list[str]:
+        rng = self.rng["agencies"]
+        absent = []
+        for r in t.resources:
+            if r.role != "agency":
+                continue
+            for agency in r.agencies:
+                spec = self.spec.staffing.agencies.get(agency)
+                if spec is not None and rng.random() >= spec.attends:
+                    absent.append(agency)
+                    self.record.agency_absences[agency] += 1
+        return absent
+
+    def _fire(self, live: _Live, trigger: TriggerId, actor: str) -> None:
+        now = self.env.now
+        case = live.case
+        live.options = None
+        result = self.machine.fire(case, trigger, now)
+        step = result.step
+        rec = self.record
+        rec.transitions += 1
+        counting = now >= self.warm_up
+        if counting:
+            rec.triggers[trigger] += 1
+        for obs in self.observers:
+            obs.step(step, actor)
+        if step.before != step.after or any(e.kind == "enter" for e in step.events):
+            self._moved(live, step, counting)
+        for verdict in result.verdicts:
+            live.plans.pop(f"task:{verdict.deadline_id}", None)
+            if verdict.started < self.warm_up:
+                continue
+            row = rec.deadlines[verdict.deadline_id]
+            row[verdict.outcome] += 1
+            if verdict.elapsed is not None:
+                row["elapsed"].append(verdict.elapsed)
+        if live.plans.get("postpone") is not None and live.plans["postpone"].trigger == trigger:
+            live.plans.pop("postpone", None)
+        self._plan_tasks(live, result.started)
+        for trig in list(live.bookings):
+            if trig not in self._offered(step.after):
+                self.diary.cancel(live.bookings.pop(trig)[0])
+
+    def _moved(self, live: _Live, step: Step, counting: bool) -> None:
+        """Follow the machine's own exit and entry events (a self-targeted move re-enters)."""
+        now = self.env.now
+        before, after = step.before, step.after
+        exited = [e.name for e in step.events if e.kind == "exit"]
+        entered = [e.name for e in step.events if e.kind == "enter"]
+        if live.meeting is not None and live.meeting in exited:
+            live.meeting = None
+        for sid in exited:
+            live.entered.pop(sid, None)
+            live.plans.pop(sid, None)
+            live.declined.pop(sid, None)
+        rec = self.record
+        states = self.procedure.states
+        for sid in entered:
+            live.entered[sid] = now
+            if states[sid].parent is None:
+                # a new episode at the top level: visit counts inside it start again
+                for inner in [s for s in live.visits
+                              if s != sid and sid in self.procedure.ancestors(s)]:
+                    del live.visits[inner]
+            live.visits[sid] += 1
+            if counting:
+                rec.entries[sid] += 1
+        top_before, top_after = self._top(before), self._top(after)
+        if top_before != top_after:
+            self.stage_counts[top_before] -= 1
+            self.stage_counts[top_after] += 1
+        if self.plan_state in entered:
+            if counting:
+                rec.plans_started += 1
+                if live.plans_had:
+                    rec.repeat_plans += 1
+            live.plans_had += 1
+            live.plan_started = now
+        elif self.plan_state in exited:
+            if counting:
+                rec.plans_ended += 1
+                if live.plan_started is not None:
+                    rec.plan_lengths_days.append((now - live.plan_started) / 24.0)
+            live.plan_started = None
+        holds_before, holds_after = self._holds(before), self._holds(after)
+        if holds_after and not holds_before and live.worker is None and live.allocated is None:
+            self.workers.request(live)
+        elif holds_before and not holds_after:
+            self.workers.release(live)
+
+    def _finish(self, live: _Live, config: Config) -> None:
+        for obs in self.observers:
+            obs.case_finished(live.case.case_id, config)
+        self.workers.release(live)
+        for _trig, (day, _start) in live.bookings.items():
+            self.diary.cancel(day)
+        self.stage_counts[self._top(config)] -= 1
+        self.machine.release(live.case)
+        del self.live[live.case.case_id]
+        self.record.cases_finished += 1
+
+    # -- measuring ---------------------------------------------------------------------------
+    def _sampler(self) -> Generator[simpy.Event, Any, None]:
+        every = self.spec.run.sample_every_days * 24.0
+        rec = self.record
+        stages = [sid for sid, st in self.procedure.states.items()
+                  if st.parent is None and st.region is None]
+        while True:
+            now = self.env.now
+            if self.progress is not None:
+                self.progress(now)
+            if now >= self.warm_up:
+                loads = np.array(self.workers.load, dtype=float)
+                rec.sample_days.append(int(now // 24))
+                series = rec.series
+                series["caseload_mean"].append(float(loads.mean()))
+                series["caseload_p90"].append(float(np.percentile(loads, 90)))
+                series["caseload_max"].append(float(loads.max()))
+                series["unallocated_queue"].append(float(len(self.workers.queue)))
+                series["workers_absent"].append(float(sum(not p for p in
+                                                          self.workers.present)))
+                for sid in stages:
+                    series[f"stage:{sid}"].append(float(self.stage_counts[sid]))
+                series["open_cases"].append(float(len(self.live)))
+            yield self.env.timeout(every)
+
+    def _close_books(self) -> None:
+        """At the horizon: open clocks, open cases by state, capacity used."""
+        rec = self.record
+        now = self.horizon
+        for live in self.live.values():
+            config = self.machine.configuration(live.case)
+            rec.open_by_state[" + ".join(config)] += 1
+            for did, clock in live.case.clocks.items():
+                if clock.started < self.warm_up:
+                    continue
+                if clock.due is not None and clock.due < now:
+                    rec.deadlines[did]["open_overdue"] += 1
+                else:
+                    rec.deadlines[did]["open_not_due"] += 1
+        rec.allocation_waits_hours = [w for w in self.workers.waits]
+        first = math.ceil(self.warm_up / 24)
+        last = int(self.horizon // 24)
+        working = sum(1 for d in range(first, last) if self.diary._is_working(d))
+        rec.meetings_held = sum(n for d, n in self.diary.held.items() if first <= d < last)
+        rec.meeting_capacity = working * self.diary.capacity
+        rec.chair_capacity = working * self.diary.chair_capacity
+        rec.minute_capacity = working * self.diary.minute_capacity

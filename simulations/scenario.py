@@ -1,0 +1,626 @@
+"""Read and validate a scenario: a procedure (plus overrides), demand, staffing, run settings.
+
+A scenario holds what *happens* (volumes, branching, durations, staff); the procedure holds
+what is *required*. Loading is normalise -> validate -> construct: the YAML is read safely
+with the line of every key, pydantic checks the shape (unknown keys rejected), then the
+scenario is checked against the compiled procedure (every state, trigger and deadline it
+names must exist there). Every problem is reported at once with file, line, field and value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from model.errors import InputError, Problem, did_you_mean
+from model.graph import build_graph
+from model.guards import FACTS
+from model.loader import (
+    load_procedure,
+    load_procedure_with_overrides,
+    merge,
+    resolve_procedure_path,
+)
+from model.spec import MANAGER_LEVELS, Procedure, Transition
+from model.types import StateId
+from model.yamlsrc import LList, LMap, load_yaml_text
+from simulations.distributions import Dist, TimeUnit
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+"""Where the shipped scenarios live (``scenarios/`` at the top of the repository)."""
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DistSpec(_Model):
+    """A duration distribution as written: exactly one kind, and a unit.
+
+    ``{uniform: [1, 5], unit: working_days}``, ``{fixed: 1.5, unit: hours}``,
+    ``{triangular: [low, mode, high], unit: days}``, ``{lognormal: {median: 10, p90: 25},
+    unit: days}``, ``{exponential: 30, unit: days}``, ``{empirical: [[low, high, share],
+    ...], unit: working_days}``.
+    """
+
+    fixed: NonNegFloat | None = None
+    uniform: tuple[NonNegFloat, NonNegFloat] | None = None
+    triangular: tuple[NonNegFloat, NonNegFloat, NonNegFloat] | None = None
+    lognormal: LognormalSpec | None = None
+    exponential: PositiveFloat | None = None
+    empirical: list[tuple[NonNegFloat, NonNegFloat, NonNegFloat]] | None = None
+    unit: Literal["hours", "working_hours", "days", "working_days"] = "hours"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DistSpec:
+        kinds = [k for k in ("fixed", "uniform", "triangular", "lognormal", "exponential",
+                             "empirical") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of fixed, uniform, triangular, lognormal, "
+                             f"exponential, empirical (found {kinds or 'none'})")
+        if self.uniform is not None and self.uniform[0] > self.uniform[1]:
+            raise ValueError("uniform: low must not exceed high")
+        if self.triangular is not None and not (
+            self.triangular[0] <= self.triangular[1] <= self.triangular[2]
+        ):
+            raise ValueError("triangular: need low <= mode <= high")
+        if self.empirical is not None:
+            if not self.empirical or sum(b[2] for b in self.empirical) <= 0:
+                raise ValueError("empirical: need at least one bin with a positive share")
+            if any(b[0] > b[1] for b in self.empirical):
+                raise ValueError("empirical: each bin needs low <= high")
+        return self
+
+    def build(self) -> Dist:
+        """The sampling object for this distribution."""
+        unit: TimeUnit = self.unit
+        if self.fixed is not None:
+            return Dist("fixed", unit, (self.fixed,))
+        if self.uniform is not None:
+            return Dist("uniform", unit, tuple(self.uniform))
+        if self.triangular is not None:
+            return Dist("triangular", unit, tuple(self.triangular))
+        if self.lognormal is not None:
+            return Dist("lognormal", unit, (self.lognormal.median, self.lognormal.p90))
+        if self.exponential is not None:
+            return Dist("exponential", unit, (self.exponential,))
+        assert self.empirical is not None
+        return Dist("empirical", unit, (), tuple(tuple(b) for b in self.empirical))  # type: ignore[misc]
+
+
+class LognormalSpec(_Model):
+    """A lognormal given by its median and 90th percentile (p90 > median)."""
+
+    median: PositiveFloat
+    p90: PositiveFloat
+
+    @model_validator(mode="after")
+    def _order(self) -> LognormalSpec:
+        if self.p90 <= self.median:
+            raise ValueError("p90 must be greater than the median")
+        return self
+
+
+DistSpec.model_rebuild()
+
+
+class ChoiceSpec(_Model):
+    """One branch: its weight and, optionally, its own timing."""
+
+    weight: NonNegFloat
+    after: DistSpec | None = None
+
+
+class AimSpec(_Model):
+    """Aim a step at a fraction of a running deadline's window (start to due).
+
+    ``at: 0.8`` plans the step 80% of the way to the due time; ``at`` may be a
+    distribution (its unit is ignored) so some steps are early and some late (> 1).
+    """
+
+    deadlines: list[str] = Field(default_factory=list)
+    at: float | DistSpec = 0.8
+
+
+class BeforeMeetingSpec(_Model):
+    """Time a step before the case's booked meeting (e.g. reports before a conference).
+
+    ``lead`` is how far ahead an on-time contribution arrives beyond the procedure's
+    minimum notice; each agency in the step's resources is on time with its own
+    ``report_on_time`` probability, otherwise it arrives inside the notice period.
+    """
+
+    trigger: str
+    lead: DistSpec
+
+
+class BehaviourSpec(_Model):
+    """What happens in practice while a case is in one state (leaf or compound)."""
+
+    choose: dict[str, float | ChoiceSpec] | None = None
+    choose_by_visit: list[dict[str, float]] | None = None
+    chance: Probability = 1.0
+    after: DistSpec | None = None
+    aim: AimSpec | None = None
+    before_meeting: BeforeMeetingSpec | None = None
+    postpone: str | None = None
+
+    @model_validator(mode="after")
+    def _has_choice(self) -> BehaviourSpec:
+        if (self.choose is None) == (self.choose_by_visit is None):
+            raise ValueError("give exactly one of choose, choose_by_visit")
+        if self.after is None and self.aim is None and self.before_meeting is None:
+            branches = self.choose or {}
+            if not all(isinstance(c, ChoiceSpec) and c.after for c in branches.values()):
+                raise ValueError("give the timing: after, aim or before_meeting "
+                                 "(or an after on every choice)")
+        return self
+
+
+class TaskSpec(_Model):
+    """A recurring step driven by the procedure's deadlines (visits, core groups, notes).
+
+    Whenever a deadline clock starts whose end is this trigger, the step is planned at
+    ``aim`` of the clock's window; ``after`` is used when the clock has no due time.
+    """
+
+    aim: float | DistSpec = 0.8
+    after: DistSpec | None = None
+
+
+class RunSpec(_Model):
+    """Calendar start, horizon, warm-up, replications and the root seed."""
+
+    start_date: date
+    horizon_days: Annotated[int, Field(gt=0)]
+    warm_up_days: Annotated[int, Field(ge=0)] = 0
+    replications: Annotated[int, Field(gt=0)] = 5
+    seed: Annotated[int, Field(ge=0)] = 0
+    sample_every_days: Annotated[int, Field(gt=0)] = 7
+
+    @model_validator(mode="after")
+    def _warm_up_inside(self) -> RunSpec:
+        if self.warm_up_days >= self.horizon_days:
+            raise ValueError("warm_up_days must be shorter than horizon_days")
+        return self
+
+
+class DemandSpec(_Model):
+    """Referral volume, seasonality, re-referrals and the share of cases with each fact."""
+
+    referrals_per_year: PositiveFloat
+    re_referral_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    seasonality: list[NonNegFloat] | None = None
+    facts: dict[str, Probability] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _twelve_months(self) -> DemandSpec:
+        if self.seasonality is not None and (
+            len(self.seasonality) != 12 or sum(self.seasonality) <= 0
+        ):
+            raise ValueError("seasonality needs 12 monthly multipliers, not all zero")
+        return self
+
+
+class SocialWorkerSpec(_Model):
+    """Case-holding social workers: establishment, vacancies, caps and absence."""
+
+    establishment_fte: PositiveFloat
+    vacancy_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    agency_fill: Probability = 0.0
+    caseload_cap: Annotated[int, Field(gt=0)]
+    absence_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    absence_spell_days: PositiveFloat = 5.0
+    holds_cases_in: list[str]
+
+    def effective_workers(self) -> int:
+        """Workers in post: establishment less vacancies, plus agency cover, at least 1."""
+        vacant = self.establishment_fte * self.vacancy_rate
+        return max(1, round(self.establishment_fte - vacant + vacant * self.agency_fill))
+
+
+class DiarySpec(_Model):
+    """People whose time is booked in a diary: conference chairs or minute-takers."""
+
+    count: Annotated[int, Field(gt=0)]
+    slots_per_day: Annotated[int, Field(gt=0)]
+    meeting_hours: PositiveFloat = 1.5
+
+
+class ManagerSpec(_Model):
+    """Managers at one level: how many, and the work one response takes."""
+
+    count: Annotated[int, Field(gt=0)]
+    work: DistSpec
+
+
+class AgencySpec(_Model):
+    """An invited agency: chance it attends a conference and sends its report on time."""
+
+    attends: Probability = 1.0
+    report_on_time: Probability = 1.0
+
+
+class StaffingSpec(_Model):
+    """Everyone whose capacity limits what the procedure can achieve."""
+
+    social_workers: SocialWorkerSpec
+    conference_chairs: DiarySpec
+    minute_takers: DiarySpec
+    managers: dict[str, ManagerSpec] = Field(default_factory=dict)
+    agencies: dict[str, AgencySpec] = Field(default_factory=dict)
+    postpone_when_absent: Probability = 0.0
+
+
+class ScenarioSpec(_Model):
+    """The whole scenario file as written."""
+
+    scenario: str
+    title: str
+    description: str = ""
+    procedure: str
+    procedure_overrides: dict[str, Any] | None = None
+    run: RunSpec
+    demand: DemandSpec
+    behaviour: dict[str, BehaviourSpec]
+    tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    staffing: StaffingSpec
+    plan_state: str = "cp_plan"
+    """The state whose stays count as child protection plans (plan KPIs)."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario with its procedure loaded.
+
+    Attributes:
+        spec: The scenario as written (frozen pydantic model).
+        procedure: The procedure it runs (with any overrides applied).
+        path: The scenario file.
+        sha256: Content hash of the scenario file (with every file it extends).
+        files: Each file that went into the scenario with its SHA-256.
+    """
+
+    spec: ScenarioSpec
+    procedure: Procedure
+    path: Path
+    sha256: str
+    files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The scenario's name (its file stem)."""
+        return self.spec.scenario
+
+
+def available_scenarios() -> tuple[str, ...]:
+    """Names of the shipped scenarios, sorted."""
+    return tuple(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
+
+
+def resolve_scenario_path(name_or_path: str | Path) -> Path:
+    """A shipped scenario's name or a path to a scenario file.
+
+    Raises:
+        InputError: no such scenario, with the closest shipped name.
+    """
+    text = str(name_or_path)
+    candidate = Path(text)
+    if candidate.is_file():
+        return candidate
+    shipped = SCENARIO_DIR / f"{text}.yaml"
+    if "/" not in text and shipped.is_file():
+        return shipped
+    raise InputError([Problem(text, None, "", "no such scenario (a shipped name or a path "
+                              "to a .yaml file)", text, did_you_mean(
+                                  Path(text).stem, available_scenarios()))])
+
+
+def _locate(raw: Any, loc: tuple[int | str, ...], file: str) -> tuple[int | None, Any]:
+    """The line of the deepest part of ``loc`` found in the raw YAML, and its value."""
+    node = raw
+    line: int | None = raw.line if isinstance(raw, LMap | LList) else None
+    for part in loc:
+        if isinstance(node, LMap) and isinstance(part, str) and part in node:
+            line = node.at(part)[1]
+            node = node[part]
+            continue
+        if isinstance(node, LList) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.at(part)[1]
+            node = node[part]
+            continue
+        break
+    return line, node
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names allowed at ``loc`` (for "did you mean" on an unknown key)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        else:
+            current = _inner(current)
+        current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Optional / Annotated from a type, keeping a model class if there is one."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+        for arg in typing.get_args(tp):
+            if arg is not type(None):
+                return _unwrap(arg)
+    return tp
+
+
+def _inner(tp: Any) -> Any:
+    """The element type of a list or the value type of a dict."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is dict and len(args) == 2:
+        return args[1]
+    if typing.get_origin(tp) is list and args:
+        return args[0]
+    return tp
+
+
+def _pydantic_problems(exc: ValidationError, raw: LMap, file: str) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(
+            ("function-", "tagged-", "float", "int", "str", "bool", "list", "dict",
+             "DistSpec", "ChoiceSpec", "tuple"))))
+        line, value = _locate(raw, loc, file)
+        field = ".".join(str(p) for p in loc)
+        message = error["msg"].removeprefix("Value error, ")
+        hint = None
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+            value = loc[-1]
+            hint = did_you_mean(loc[-1], _allowed_keys(ScenarioSpec, loc[:-1]))
+        elif error["type"] == "missing":
+            message = "is required"
+            value = None
+        elif isinstance(value, LMap | LList):
+            value = None
+        problems.append(Problem(file, line, field, message, value, hint))
+    unique: list[Problem] = []
+    for p in problems:
+        if p not in unique:
+            unique.append(p)
+    return unique
+
+
+def _offers(procedure: Procedure, state: StateId, t: Transition) -> bool:
+    """True when ``t`` may start in ``state``: from it, an ancestor, or a state inside it."""
+    chain = set(procedure.ancestors(state))
+    if chain & set(t.sources):
+        return True
+    return any(state in procedure.ancestors(s) for s in t.sources)
+
+
+class _Checker:
+    """Cross-checks a scenario against its procedure, collecting every problem."""
+
+    def __init__(self, spec: ScenarioSpec, procedure: Procedure, raw: LMap, file: str) -> None:
+        self.spec = spec
+        self.proc = procedure
+        self.raw = raw
+        self.file = file
+        self.problems: list[Problem] = []
+        self.deadlines = [d.id for d in procedure.deadlines]
+
+    def err(self, loc: tuple[str | int, ...], message: str, value: object = None,
+            hint: str | None = None) -> None:
+        line, _ = _locate(self.raw, loc, self.file)
+        self.problems.append(Problem(self.file, line, ".".join(map(str, loc)), message,
+                                     value, hint))
+
+    def state(self, loc: tuple[str | int, ...], sid: str) -> bool:
+        if sid in self.proc.states and not (
+            self.proc.states[sid].parent is None and self.proc.states[sid].region
+        ):
+            return True
+        self.err(loc, "no such state in the procedure", sid,
+                 did_you_mean(sid, list(self.proc.states)))
+        return False
+
+    def trigger_from(self, loc: tuple[str | int, ...], trigger: str, state: StateId) -> None:
+        ts = [t for t in self.proc.transitions if t.trigger == trigger]
+        if not ts:
+            self.err(loc, "no such trigger in the procedure", trigger,
+                     did_you_mean(trigger, self.proc.triggers))
+        elif not any(_offers(self.proc, state, t) for t in ts):
+            offered = sorted({t.trigger for t in self.proc.transitions
+                              if _offers(self.proc, state, t)})
+            self.err(loc, f"the procedure does not offer this trigger in {state}", trigger,
+                     did_you_mean(trigger, offered))
+
+    def deadline_ids(self, loc: tuple[str | int, ...], ids: list[str]) -> None:
+        for i, d in enumerate(ids):
+            if d not in self.deadlines:
+                self.err((*loc, i), "no such deadline in the procedure", d,
+                         did_you_mean(d, self.deadlines))
+
+    def run(self) -> list[Problem]:
+        spec = self.spec
+        for fact in spec.demand.facts:
+            if fact not in FACTS:
+                self.err(("demand", "facts", fact), "no guard reads this fact", fact,
+                         did_you_mean(fact, FACTS))
+        for sid, b in spec.behaviour.items():
+            loc: tuple[str | int, ...] = ("behaviour", sid)
+            if not self.state(loc, sid):
+                continue
+            branches: list[tuple[tuple[str | int, ...], str]] = []
+            if b.choose is not None:
+                branches = [((*loc, "choose", t), t) for t in b.choose]
+            for k, table in enumerate(b.choose_by_visit or []):
+                branches += [((*loc, "choose_by_visit", k, t), t) for t in table]
+            for where, trig in branches:
+                self.trigger_from(where, trig, sid)
+            if b.postpone is not None:
+                self.trigger_from((*loc, "postpone"), b.postpone, sid)
+            if b.aim is not None:
+                self.deadline_ids((*loc, "aim", "deadlines"), b.aim.deadlines)
+            if b.before_meeting is not None and b.before_meeting.trigger not in \
+                    self.proc.triggers:
+                self.err((*loc, "before_meeting", "trigger"), "no such trigger in the procedure",
+                         b.before_meeting.trigger,
+                         did_you_mean(b.before_meeting.trigger, self.proc.triggers))
+        ends = {d.end.name for d in self.proc.deadlines if d.end.kind == "trigger"}
+        for trig in spec.tasks:
+            if trig not in self.proc.triggers:
+                self.err(("tasks", trig), "no such trigger in the procedure", trig,
+                         did_you_mean(trig, self.proc.triggers))
+            elif trig not in ends:
+                self.err(("tasks", trig), "no deadline ends with this trigger, so nothing "
+                         "would ever plan it", trig)
+        if spec.plan_state not in self.proc.states:
+            self.err(("plan_state",), "no such state in the procedure", spec.plan_state,
+                     did_you_mean(spec.plan_state, list(self.proc.states)))
+        sw = spec.staffing.social_workers
+        for i, sid in enumerate(sw.holds_cases_in):
+            self.state(("staffing", "social_workers", "holds_cases_in", i), sid)
+        for level in spec.staffing.managers:
+            if level not in MANAGER_LEVELS:
+                self.err(("staffing", "managers", level), "unknown manager level", level,
+                         did_you_mean(level, MANAGER_LEVELS))
+        self.every_state_has_behaviour()
+        return self.problems
+
+    def every_state_has_behaviour(self) -> None:
+        """A state a case can reach, with moves out, needs a behaviour (or a task) to leave."""
+        proc = self.proc
+        covered = set(self.spec.behaviour)
+        graph = build_graph(proc)
+        reached = {leaf for config in graph.graph.nodes for leaf in config}
+        for leaf in proc.leaves():
+            if leaf not in reached:
+                continue
+            moves = [t for t in proc.transitions if not t.internal and _offers(proc, leaf, t)
+                     and any(s in proc.ancestors(leaf) for s in t.sources)]
+            if not moves:
+                continue
+            if covered & set(proc.ancestors(leaf)):
+                continue
+            if proc.states[leaf].terminal:
+                continue  # a case may simply rest here
+            self.err(("behaviour",), f"no behaviour covers state {leaf}: cases would wait "
+                     "there for ever", leaf)
+
+
+SCENARIO_ATOMIC = frozenset({"after", "lead", "work", "at", "choose", "choose_by_visit",
+                             "within", "at_least", "from", "to", "of", "requires", "then"})
+"""Scenario fields replaced whole (not merged) by a scenario that ``extends`` another."""
+
+
+def _read_raw(path: Path, stack: tuple[Path, ...]) -> tuple[LMap, list[tuple[str, str]]]:
+    """Read a scenario file and everything it extends, merged; with each file's hash."""
+    display = str(path)
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError([Problem(display, None, "", f"cannot read scenario: {exc}")]) from None
+    raw = load_yaml_text(text, display)
+    if not isinstance(raw, LMap):
+        raise InputError([Problem(display, 1, "", "a scenario file must be a YAML mapping")])
+    files = [(display, hashlib.sha256(data).hexdigest())]
+    base = raw.get("extends")
+    if base is None:
+        return raw, files
+    where = raw.at("extends")
+    if not isinstance(base, str):
+        raise InputError([Problem(display, where[1], "extends", "must name one scenario",
+                                  base)])
+    beside = path.parent / (base if base.endswith((".yaml", ".yml")) else f"{base}.yaml")
+    try:
+        base_path = beside if beside.is_file() else resolve_scenario_path(base)
+    except InputError as exc:
+        p = exc.problems[0]
+        raise InputError([Problem(display, where[1], "extends", p.message, base,
+                                  p.hint)]) from None
+    if base_path.resolve() in (*stack, path.resolve()):
+        raise InputError([Problem(display, where[1], "extends",
+                                  "scenarios extend each other in a cycle", base)])
+    base_raw, base_files = _read_raw(base_path, (*stack, path.resolve()))
+    over = LMap(raw.file, raw.line)
+    for key, value in raw.items():
+        if key != "extends":
+            over[key] = value
+            over.where[key] = raw.at(key)
+    return merge(base_raw, over, SCENARIO_ATOMIC), base_files + files
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load, validate and freeze a scenario by shipped name or path.
+
+    A scenario may ``extends: OTHER`` and override only what differs (mappings merge key
+    by key; durations and branch tables are replaced whole).
+
+    Raises:
+        InputError: every problem found, each with file, line, field and value.
+    """
+    path = resolve_scenario_path(name_or_path)
+    display = str(path)
+    raw, files = _read_raw(path, ())
+    try:
+        spec = ScenarioSpec.model_validate(_plain(raw))
+    except ValidationError as exc:
+        raise InputError(_pydantic_problems(exc, raw, display)) from None
+    problems: list[Problem] = []
+    if spec.scenario != path.stem:
+        problems.append(Problem(display, raw.at("scenario")[1], "scenario",
+                                f"must match the file name '{path.stem}'", spec.scenario))
+    sha = files[-1][1] if len(files) == 1 else hashlib.sha256(
+        "".join(f"{Path(f).name}:{h}\n" for f, h in files).encode()).hexdigest()
+    try:
+        if spec.procedure_overrides:
+            overrides = raw["procedure_overrides"]
+            assert isinstance(overrides, LMap)
+            procedure = load_procedure_with_overrides(
+                spec.procedure, overrides, f"{spec.procedure}+{spec.scenario}", path,
+                (display, sha))
+        else:
+            procedure = load_procedure(resolve_procedure_path(spec.procedure, path))
+    except InputError as exc:
+        problems.extend(exc.problems)
+        raise InputError(problems) from None
+    problems.extend(_Checker(spec, procedure, raw, display).run())
+    if problems:
+        raise InputError(problems)
+    return Scenario(spec, procedure, path, sha, tuple(files))
+
+
+def _plain(value: Any) -> Any:
+    """LMap/LList to plain dicts and lists (pydantic validates plain data)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
