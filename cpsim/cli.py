@@ -176,8 +176,19 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
     def finished(rep: int, was_reused: bool) -> None:
         progress(rep, float(settings.horizon_days))
 
+    from simulations.engine import SimulationStuck
+    from simulations.observers import InvariantViolated
+
     try:
         result = run_scenario(sc, settings, target, n_workers, progress, finished)
+    except InvariantViolated as exc:
+        bar.close()
+        click.echo(f"invariant violated; the run stopped:\n{exc}", err=True)
+        sys.exit(1)
+    except SimulationStuck as exc:
+        bar.close()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         bar.close()
         kept = len(list((target / "replications").glob("rep-*.json")))

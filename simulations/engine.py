@@ -692,9 +692,8 @@ class Engine:
         if transition is not None and self._is_meeting(live, transition):
             time, late = self._book(live, trigger, time)
             if late and b.postpone is not None and "postpone" not in live.plans:
-                self.record.postponements[f"{b.postpone}:no_slot_in_time"] += 1
                 live.plans["postpone"] = _Plan(now, next(self._order), b.postpone,
-                                               "postpone", "no slot in time")
+                                               "postpone", "no_slot_in_time")
         live.plans[b.state] = _Plan(time, next(self._order), trigger, b.state, reason)
 
     def _transition_for(self, live: _Live, trigger: TriggerId) -> Transition | None:
@@ -772,6 +771,14 @@ class Engine:
 
     # -- doing -------------------------------------------------------------------------------
     def _execute(self, live: _Live, key: str, plan: _Plan) -> Generator[simpy.Event, Any, None]:
+        """Gather what the step needs, then fire it.
+
+        Social-work and management steps happen in working hours: a case waits for its
+        allocation, for its worker's return from absence, and for a free manager, then the
+        step is done at the next working moment. A meeting goes ahead at its booked slot
+        (a colleague covers an absent worker); if waiting for allocation made it miss the
+        slot, the next free slot is booked.
+        """
         case = live.case
         transition = self._transition_for(live, plan.trigger)
         if transition is None:
@@ -780,13 +787,17 @@ class Engine:
         actors: list[str] = []
         config = self.machine.configuration(case)
         needs = transition.resources
+        meeting = self._is_meeting(live, transition)
+        waited = False
         if any(r.role == "social_worker" for r in needs) and self._holds(config):
             while live.worker is None:
                 assert live.allocated is not None
                 yield live.allocated
+                waited = True
             back = self.workers.back[live.worker]
-            if back is not None:
+            if back is not None and not meeting:
                 yield back
+                waited = True
             actors.append(f"social_worker:{live.worker}")
         for r in needs:
             if r.role == "manager" and r.level in self.managers:
@@ -797,34 +808,42 @@ class Engine:
                     yield self.env.timeout(advance(self.calendar, self.env.now, hours,
                                                    work.unit) - self.env.now)
                 actors.append(f"manager:{r.level}")
-        if self._is_meeting(live, transition):
+        if waited and not meeting:
+            start = self.calendar.next_working_time(self.env.now)
+            if start > self.env.now:
+                yield self.env.timeout(start - self.env.now)
+        if meeting:
+            booking = live.bookings.get(plan.trigger)
+            if booking is None or booking[1] < self.env.now - 1e-9:
+                if booking is not None:
+                    self.diary.cancel(booking[0])
+                booking = self.diary.book(self.env.now, self.env.now)
+                live.bookings[plan.trigger] = booking
+            if booking[1] > self.env.now:
+                yield self.env.timeout(booking[1] - self.env.now)
             absent = self._attendance(transition)
             if absent:
                 actors.append("absent:" + "|".join(absent))
-            postpone = self.behaviour.get(plan.owner)
-            if (absent and postpone is not None and postpone.postpone is not None
+            owner = self.behaviour.get(plan.owner)
+            if (absent and owner is not None and owner.postpone is not None
                     and plan.trigger not in live.absence_postponed
                     and self.rng["agencies"].random() < self.spec.staffing.postpone_when_absent
-                    and postpone.postpone in self._enabled(live)):
+                    and owner.postpone in self._enabled(live)):
+                # WM-11: better to postpone a day or two to get everyone there
                 live.absence_postponed.add(plan.trigger)
-                day, _ = live.bookings.pop(plan.trigger, (None, 0.0))
-                if day is not None:
-                    self.diary.cancel(day)
+                self.diary.cancel(live.bookings.pop(plan.trigger)[0])
                 nxt = advance(self.calendar, self.env.now, 1.0, "working_days")
                 live.bookings[plan.trigger] = self.diary.book(nxt, self.env.now)
-                self.record.postponements[f"{postpone.postpone}:agency_absent"] += 1
-                self._fire(live, postpone.postpone, "conference_chair")
+                self._fire(live, owner.postpone, "conference_chair", "agency_absent")
                 return
-            booking = live.bookings.pop(plan.trigger, None)
-            if booking is not None:
-                self.diary.hold(booking[0])
+            self.diary.hold(live.bookings.pop(plan.trigger)[0])
             live.absence_postponed.discard(plan.trigger)
             live.meeting = transition.dest
             actors.append("conference_chair")
         if not actors:
             actors.append(next((r.role for r in needs), "case"))
         live.plans.pop(key, None)
-        self._fire(live, plan.trigger, ";".join(actors))
+        self._fire(live, plan.trigger, ";".join(actors), plan.reason)
 
     def _attendance(self, t: Transition) -> list[str]:
         rng = self.rng["agencies"]
@@ -839,7 +858,7 @@ class Engine:
                     self.record.agency_absences[agency] += 1
         return absent
 
-    def _fire(self, live: _Live, trigger: TriggerId, actor: str) -> None:
+    def _fire(self, live: _Live, trigger: TriggerId, actor: str, reason: str = "") -> None:
         now = self.env.now
         case = live.case
         live.options = None
@@ -850,6 +869,10 @@ class Engine:
         counting = now >= self.warm_up
         if counting:
             rec.triggers[trigger] += 1
+            if reason:
+                rec.postponements[f"{trigger}:{reason}"] += 1
+        if reason:
+            actor = f"{actor};reason:{reason}"
         for obs in self.observers:
             obs.step(step, actor)
         if step.before != step.after or any(e.kind == "enter" for e in step.events):

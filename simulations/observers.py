@@ -50,14 +50,19 @@ class InvariantViolated(Exception):
     """
 
     def __init__(self, violation: Violation) -> None:
-        """Keep the violation; the message shows the case's trace."""
+        """Keep the violation (as the only argument, so SimPy can re-raise it intact)."""
+        super().__init__(violation)
         self.violation = violation
-        lines = [f"case {violation.case_id} broke {violation.property_id} "
-                 f"[{', '.join(violation.rules)}]: {violation.message}"]
-        for i, s in enumerate(violation.trace, 1):
+
+    def __str__(self) -> str:
+        """The property, the case and its trace, one step a line."""
+        v = self.violation
+        lines = [f"case {v.case_id} broke {v.property_id} [{', '.join(v.rules)}]: "
+                 f"{v.message}"]
+        for i, s in enumerate(v.trace, 1):
             lines.append(f"  {i}. t={s.time:.1f}h {' + '.join(s.before)} --{s.trigger}--> "
                          f"{' + '.join(s.after)}")
-        super().__init__("\n".join(lines))
+        return "\n".join(lines)
 
 
 class InvariantMonitor:

@@ -1,0 +1,115 @@
+"""Scenario files: every shipped one loads; a broken one gets every error at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cpsim.cli import main
+from model.errors import InputError
+from simulations.scenario import SCENARIO_DIR, available_scenarios, load_scenario
+
+REQUIRED = {"baseline", "england", "understaffed", "surge", "newcastle"}
+
+
+def test_required_scenarios_are_shipped():
+    assert REQUIRED <= set(available_scenarios())
+
+
+@pytest.mark.parametrize("name", available_scenarios())
+def test_shipped_scenario_loads_and_opens_with_covers_and_scenario(name):
+    """Each shipped scenario validates against its procedure and starts with its comments."""
+    sc = load_scenario(name)
+    assert sc.name == name
+    head = (SCENARIO_DIR / f"{name}.yaml").read_text().splitlines()
+    assert head[0].startswith("# Covers:")
+    assert any(line.startswith("# Scenario:") for line in head[:8])
+
+
+def test_understaffed_and_surge_change_only_what_they_say():
+    base, under, surge = (load_scenario(n) for n in ("baseline", "understaffed", "surge"))
+    assert under.spec.staffing.social_workers.vacancy_rate == 0.20
+    assert under.spec.behaviour == base.spec.behaviour
+    assert surge.spec.demand.referrals_per_year == pytest.approx(
+        1.25 * base.spec.demand.referrals_per_year)
+    assert surge.spec.staffing == base.spec.staffing
+
+
+BAD = """\
+scenario: bad
+extends: baseline
+title: Broken on purpose
+demand:
+  referals_per_year: 4100
+behaviour:
+  referral:
+    after: {uniform: [0.5, 7.5], unit: working_hours}
+    choose: {decide_no_further_acton: 0.5, decide_assessment: 0.5}
+  assesment:
+    after: {fixed: 3, unit: days}
+    choose: {assessment_no_further_action: 1}
+  early_help:
+    after: {fixed: 3, unit: fortnights}
+    choose: {early_help_ends: 1}
+staffing:
+  social_workers:
+    vacancy_rate: 1.5
+"""
+
+
+def bad_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    return path
+
+
+def test_bad_scenario_reports_every_shape_problem_with_lines(tmp_path):
+    """Shape errors (unknown key with a suggestion, bad unit, out-of-range value) together."""
+    with pytest.raises(InputError) as exc:
+        load_scenario(bad_file(tmp_path))
+    text = "\n".join(str(p) for p in exc.value.problems)
+    assert "bad.yaml:5: demand.referals_per_year: unknown key" in text
+    assert "did you mean 'referrals_per_year'?" in text
+    assert "bad.yaml:14: behaviour.early_help.after.unit" in text
+    assert "bad.yaml:18: staffing.social_workers.vacancy_rate" in text
+    assert len(exc.value.problems) == 3
+
+
+def test_scenario_naming_unknown_states_and_triggers_is_refused(tmp_path):
+    """Cross-checks against the procedure: every unknown name, with its line and a hint."""
+    text = BAD.replace("  referals_per_year", "  referrals_per_year").replace(
+        "fortnights", "days").replace("1.5", "0.5")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as exc:
+        load_scenario(path)
+    found = "\n".join(str(p) for p in exc.value.problems)
+    assert "bad.yaml:9: behaviour.referral.choose.decide_no_further_acton" in found
+    assert "did you mean 'decide_no_further_action'?" in found
+    assert "bad.yaml:10: behaviour.assesment: no such state" in found
+    assert "did you mean 'assessment'?" in found
+
+
+def test_cli_run_on_a_bad_scenario_exits_2_without_traceback(tmp_path):
+    result = CliRunner().invoke(main, ["run", str(bad_file(tmp_path)), "--out",
+                                       str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "3 problems found; nothing was written." in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_scenario_name_suggests_the_closest():
+    result = CliRunner().invoke(main, ["run", "baselin"])
+    assert result.exit_code == 2
+    assert "did you mean 'baseline'?" in result.output
+
+
+def test_yaml_tags_in_a_scenario_are_refused(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("scenario: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(InputError) as exc:
+        load_scenario(path)
+    assert "tags are not allowed" in str(exc.value)
