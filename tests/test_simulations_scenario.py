@@ -15,7 +15,7 @@ REQUIRED = {"baseline", "england", "understaffed", "surge", "newcastle"}
 
 
 def test_required_scenarios_are_shipped():
-    assert REQUIRED <= set(available_scenarios())
+    assert set(available_scenarios()) >= REQUIRED
 
 
 @pytest.mark.parametrize("name", available_scenarios())
