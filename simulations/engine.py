@@ -465,6 +465,8 @@ class Engine:
         self.tasks = {t: (ts.aim.build() if isinstance(ts.aim, DistSpec) else ts.aim,
                           ts.after.build() if ts.after else None)
                       for t, ts in spec.tasks.items()}
+        self.contributions = {t: (frozenset(c.meetings), c.lead.build())
+                              for t, c in spec.before_meetings.items()}
         self.deadline = {d.id: d for d in self.procedure.deadlines}
         self.ends_with: dict[TriggerId, list[Deadline]] = defaultdict(list)
         for d in self.procedure.deadlines:
@@ -721,20 +723,36 @@ class Engine:
             return existing[1], False
         day, start = self.diary.book(target, now)
         live.bookings[trigger] = (day, start)
+        for step, (meetings, lead) in self.contributions.items():
+            if trigger in meetings:
+                time = max(now, start - self._lead(live, step, trigger, lead))
+                live.plans[f"before:{step}"] = _Plan(time, next(self._order), step,
+                                                     f"before:{step}")
         due = [c.due for d in self.ends_with.get(trigger, ())
                if (c := live.case.clocks.get(d.id)) is not None and c.due is not None]
         return start, bool(due) and start > min(due)
 
     def _before_meeting(self, live: _Live, b: _Behaviour, trigger: TriggerId) -> float | None:
         assert b.meeting_for_lead is not None and b.lead is not None
-        meeting = live.bookings[b.meeting_for_lead][1]
+        return live.bookings[b.meeting_for_lead][1] - self._lead(live, trigger,
+                                                                b.meeting_for_lead, b.lead)
+
+    def _lead(self, live: _Live, trigger: TriggerId, meeting: TriggerId, lead: Dist) -> float:
+        """How long before ``meeting`` the contributions behind ``trigger`` are all in.
+
+        The procedure's minimum notice is the largest ``at_least`` deadline from
+        ``trigger`` that applies to the case; each agency in the step's resources is on
+        time (notice plus ``lead``) with its ``report_on_time`` probability, otherwise it
+        arrives inside the notice period. The step happens when the last one is in.
+        """
         ctx = live.case.guard_context()
         required = 0.0
         for d in self.procedure.deadlines:
             if (d.start.kind == "trigger" and d.start.name == trigger and d.at_least
                     and (d.when is None or evaluate(d.when, ctx))):
                 required = max(required, _hours(d.at_least.unit, d.at_least.value))
-        transition = self._transition_for(live, trigger)
+        transition = next((t for t in self.procedure.transitions if t.trigger == trigger),
+                          None)
         agencies = [a for r in (transition.resources if transition else ())
                     if r.role == "agency" for a in r.agencies]
         rng = self.rng["agencies"]
@@ -744,10 +762,11 @@ class Engine:
             spec = self.spec.staffing.agencies.get(agency)
             on_time = spec.report_on_time if spec else 1.0
             if rng.random() < on_time:
-                leads.append(required + _hours(b.lead.unit, b.lead.sample(timing)))
+                leads.append(required + _hours(lead.unit, lead.sample(timing)))
             else:
                 leads.append(float(rng.uniform(0.0, required)) if required > 0 else 0.0)
-        return meeting - min(leads)
+        del meeting
+        return min(leads)
 
     def _plan_tasks(self, live: _Live, started: Sequence[str]) -> None:
         for did in started:

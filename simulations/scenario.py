@@ -180,6 +180,18 @@ class TaskSpec(_Model):
     after: DistSpec | None = None
 
 
+class ContributionSpec(_Model):
+    """A step timed before a booked meeting, whatever state the case is in.
+
+    For example, reports for a review conference arriving while it is being prepared.
+    Whenever one of ``meetings`` is booked for a case, the step is planned ``lead`` before
+    it, with each agency in the step's resources on time with its ``report_on_time``.
+    """
+
+    meetings: list[str]
+    lead: DistSpec
+
+
 class RunSpec(_Model):
     """Calendar start, horizon, warm-up, replications and the root seed."""
 
@@ -276,6 +288,7 @@ class ScenarioSpec(_Model):
     demand: DemandSpec
     behaviour: dict[str, BehaviourSpec]
     tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    before_meetings: dict[str, ContributionSpec] = Field(default_factory=dict)
     staffing: StaffingSpec
     plan_state: str = "cp_plan"
     """The state whose stays count as child protection plans (plan KPIs)."""
@@ -502,6 +515,15 @@ class _Checker:
         if spec.plan_state not in self.proc.states:
             self.err(("plan_state",), "no such state in the procedure", spec.plan_state,
                      did_you_mean(spec.plan_state, list(self.proc.states)))
+        for trig, c in spec.before_meetings.items():
+            if trig not in self.proc.triggers:
+                self.err(("before_meetings", trig), "no such trigger in the procedure", trig,
+                         did_you_mean(trig, self.proc.triggers))
+            for k, meeting in enumerate(c.meetings):
+                if meeting not in self.proc.triggers:
+                    self.err(("before_meetings", trig, "meetings", k),
+                             "no such trigger in the procedure", meeting,
+                             did_you_mean(meeting, self.proc.triggers))
         sw = spec.staffing.social_workers
         for i, sid in enumerate(sw.holds_cases_in):
             self.state(("staffing", "social_workers", "holds_cases_in", i), sid)
