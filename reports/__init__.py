@@ -1,0 +1,1 @@
+"""Figures and documents drawn from the model with matplotlib: diagrams, later reports."""
