@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 OUT    ?= out
 
-.PHONY: demo test lint types pytest clean
+.PHONY: demo test lint types pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,12 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: check every shipped procedure and draw the West Midlands pathway.
+## demo: check every shipped procedure, draw the pathway, run the baseline scenario.
 demo: $(STAMP)
 	$(BIN)/cpsim check --all
 	$(BIN)/cpsim diagram west-midlands-2014 --format svg --out $(OUT)/west-midlands-2014.svg
 	$(BIN)/cpsim diagram west-midlands-2014 --stage icpc --format png --out $(OUT)/west-midlands-2014-icpc.png
-	@echo "Diagrams written to $(OUT)/"
+	$(BIN)/cpsim run scenarios/baseline.yaml --out $(OUT)/baseline
+	@echo "Diagrams in $(OUT)/; baseline report: $(OUT)/baseline/report.html"
+
+## bench: national year, engine overhead against bare SimPy, parallel speed-up.
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
 
 ## test: lint, strict types on model/ and simulations/, and the whole pytest suite.
 test: lint types pytest

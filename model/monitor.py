@@ -49,6 +49,7 @@ class PropertyMonitor:
         self.keep_trace = keep_trace
         self._cases: dict[str, _CaseTrack] = {}
         self._active_cache: dict[Config, frozenset[str]] = {}
+        self._initial_events = frozenset(initial_events(procedure))
         self._rank = {
             p.id: {s: i for i, s in enumerate(p.order)} for p in procedure.properties
             if p.pattern == "monotone"
@@ -66,7 +67,7 @@ class PropertyMonitor:
         """Begin watching a new case at the procedure's initial configuration."""
         track = _CaseTrack()
         self._cases[case_id] = track
-        events = initial_events(self.procedure)
+        events = self._initial_events
         track.seen.update(events)
         out = []
         for p in self.procedure.properties:

@@ -14,6 +14,7 @@ machine (so it is recorded as the procedure requires) and the breach is counted.
 from __future__ import annotations
 
 import bisect
+import gc
 import heapq
 import itertools
 import math
@@ -31,7 +32,7 @@ from model.graph import Config, active_states, is_terminal
 from model.guards import evaluate
 from model.spec import Deadline, Procedure, Transition
 from model.types import SimHours, StateId, TriggerId
-from simulations.distributions import Dist, advance, day_index
+from simulations.distributions import Dist, advance, day_index, day_table
 from simulations.observers import NullObserver, Observer
 from simulations.scenario import BehaviourSpec, ChoiceSpec, DistSpec, Scenario
 
@@ -199,15 +200,10 @@ class Diary:
         self.meeting_hours = meeting_hours
         self.booked: Counter[int] = Counter()
         self.held: Counter[int] = Counter()
-        self._working: dict[int, bool] = {}
+        self._days = day_table(calendar)
 
     def _is_working(self, day: int) -> bool:
-        known = self._working.get(day)
-        if known is None:
-            from datetime import timedelta
-            known = self.calendar.is_working_day(self.calendar.start + timedelta(days=day))
-            self._working[day] = known
-        return known
+        return self._days.is_working(day)
 
     def book(self, target: SimHours, now: SimHours) -> tuple[int, SimHours]:
         """The first free slot on a working day at or after ``target``'s date, not before now.
@@ -541,10 +537,19 @@ class Engine:
 
     # -- running -----------------------------------------------------------------------------
     def run(self) -> RunRecord:
-        """Run to the horizon and return the replication's measurements."""
+        """Run to the horizon and return the replication's measurements.
+
+        The cyclic garbage collector is made lazier while the run lasts (a run holds many
+        long-lived objects and makes few cycles) and restored afterwards.
+        """
         self.env.process(self._arrivals())
         self.env.process(self._sampler())
-        self.env.run(until=self.horizon)
+        thresholds = gc.get_threshold()
+        gc.set_threshold(200_000, 50, 1000)
+        try:
+            self.env.run(until=self.horizon)
+        finally:
+            gc.set_threshold(*thresholds)
         self._close_books()
         return self.record
 
@@ -596,7 +601,7 @@ class Engine:
                     raise SimulationStuck(
                         f"case {live.case.case_id} in {' + '.join(config)} has nothing to "
                         "do: the scenario's behaviour chooses no move the procedure allows "
-                        f"here (allowed: {', '.join(self._enabled(live)) or 'none'})")
+                        f"here (allowed: {', '.join(sorted(self._enabled(live))) or 'none'})")
                 self._finish(live, config)
                 return
             key = min(live.plans, key=lambda k: (live.plans[k].time, live.plans[k].order))
@@ -611,8 +616,8 @@ class Engine:
             live.options = self.machine.options(live.case)
         return live.options
 
-    def _enabled(self, live: _Live) -> tuple[TriggerId, ...]:
-        return tuple(sorted({o.transition.trigger for o in self._options(live) if o.enabled}))
+    def _enabled(self, live: _Live) -> frozenset[TriggerId]:
+        return frozenset(o.transition.trigger for o in self._options(live) if o.enabled)
 
     # -- planning ----------------------------------------------------------------------------
     def _replan(self, live: _Live) -> None:
@@ -620,7 +625,7 @@ class Engine:
         behaving = self._behaving(config)
         if all(sid in live.plans for sid in behaving):
             return
-        enabled = frozenset(self._enabled(live))
+        enabled = self._enabled(live)
         for sid in behaving:
             if sid in live.plans:
                 continue

@@ -80,13 +80,16 @@ def make_machine_test(name: str) -> type[RuleBasedStateMachine]:
             before = self.machine.configuration(self.case)
             allowed = self.machine.allowed_triggers(self.case)
             try:
-                self.machine.fire(self.case, trigger, self.now)
+                result = self.machine.fire(self.case, trigger, self.now)
             except IllegalMove as exc:
                 assert trigger not in allowed
                 assert exc.configuration == before
                 assert self.machine.configuration(self.case) == before
             else:
                 assert trigger in allowed
+                # a legal move made this way is still a step the monitors must see
+                self.violations += self.monitor.observe(result.step)
+                self.violations += self.monitor.at_rest("h", result.step.after)
 
         @invariant()
         def no_property_is_violated(self):

@@ -1,0 +1,289 @@
+"""The self-contained HTML report of a results folder: KPI tables, figures, diagram, inputs.
+
+The report is rebuilt from what a run stored (read with :func:`simulations.results.
+read_results`); nothing is simulated again. Every picture is embedded as a base64 data URI
+and the styles are inline, so ``report.html`` opens offline with no other file. The page is
+rendered by jinja2 with autoescaping on, and no text taken from input files (scenario,
+procedure, state names) is ever marked safe. The figures are also written as PNG files to
+``figures/``; every file is written atomically (temporary file, then rename), and only after
+everything has been drawn, so a failure leaves the previous report untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import matplotlib
+
+from model.spec import Procedure
+from reports import figures as fg
+from reports.diagram import render_diagram
+from simulations.kpi import Kpi
+from simulations.results import RunResults, read_results
+
+GROUPS = (("deadline", "Deadlines"), ("capacity", "Capacity"), ("flow", "Flow"),
+          ("plans", "Plans"), ("postponements", "Postponements"),
+          ("resolution", "Resolution"))
+"""KPI groups in report order, with their headings; unknown groups follow, by name."""
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """One drawn figure, ready to embed and to write.
+
+    Attributes:
+        name: File stem in ``figures/`` and anchor in the page (``compliance``).
+        title: Heading shown above the figure.
+        caption: What is drawn and how the intervals are computed.
+        png: The PNG image.
+    """
+
+    name: str
+    title: str
+    caption: str
+    png: bytes
+
+    @property
+    def data_uri(self) -> str:
+        """The PNG as a ``data:`` URI (base64 text only, safe to autoescape)."""
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+@dataclass(frozen=True)
+class KpiRow:
+    """One KPI formatted for the table (all strings, escaped by the template)."""
+
+    label: str
+    mean: str
+    ci: str
+    exact: str
+    unit: str
+    rules: str
+    replications: int
+    headline: bool
+    kpi_id: str
+
+
+def draw_figures(results: RunResults, target: float = 0.95) -> tuple[list[ReportFigure], str]:
+    """Draw every figure of the report.
+
+    Args:
+        results: The stored run.
+        target: The compliance target share (0–1) drawn on the first figure.
+
+    Returns:
+        The figures in report order, and a note for the figures that were left out
+        (empty when none was).
+    """
+    records = results.records
+    procedure = results.scenario.procedure
+    reps = len(records)
+    intervals = fg.interval_note(reps)
+    start = date.fromisoformat(str(results.metadata["start_date"]))
+    plan_state = results.scenario.spec.plan_state
+    out: list[ReportFigure] = []
+
+    def add(name: str, title: str, caption: str, fig: Any) -> None:
+        out.append(ReportFigure(name, title, caption, fg.png_bytes(fig)))
+
+    add("compliance", "Deadlines met against target",
+        f"Share of each deadline's clocks met, of those judged after warm-up (met, missed, "
+        f"or still open past the due time at the horizon), pooled counts on the right. "
+        f"Error bars are the 95% t-interval across {reps} replication(s), clipped to "
+        f"0–100% (the pooled exact interval when there is one replication). The dashed "
+        f"line is the {target:.0%} target.",
+        fg.compliance_figure(results.kpis, procedure, target))
+    add("elapsed", "Time taken against each statutory limit",
+        "Elapsed time from each deadline's start to its end, for clocks that closed after "
+        "warm-up, summed over all replications; one panel per deadline with data. A solid "
+        "red line marks the latest allowed time, a dashed one the earliest (for 'at least' "
+        "deadlines). For whole-day units (days, working days) each bar is one day, centred "
+        "on its value, and the line sits on the edge of the last (or first) allowed day; "
+        "for an 'at least N days' minimum counted in hours from the start, the first "
+        "allowed day's bar can still hold a few cases that were early by hours. Bins are "
+        "merged when a panel would show more than 60 bars, and the few values beyond the "
+        "panel's range are counted in its corner.",
+        fg.elapsed_figure(records, procedure))
+    add("time-series", "Caseload and open cases over time",
+        f"Weekly samples after warm-up, on calendar dates from {start.isoformat()}. Lines "
+        f"are means across replications; {intervals}.",
+        fg.time_series_figure(records, start, plan_state))
+    add("flow", "How cases flow through the stages",
+        f"Left: cases entering each top-level stage of the main flow per year, in the "
+        f"procedure's declared order; {intervals}. Right: moves between stages per year "
+        f"(mean over replications), counted from the triggers that make them; a trigger "
+        f"shared by moves between different stages is listed under the matrix instead.",
+        fg.flow_figure(records, procedure))
+    notes = []
+    resolution = fg.resolution_figure(records, procedure)
+    if resolution is not None:
+        add("resolutions", "Resolutions by stage",
+            f"Cases entering each state of each parallel region per year (the region's "
+            f"initial resting state is left out); {intervals}.", resolution)
+    else:
+        notes.append(f"Procedure {procedure.id} has no parallel region (no resolution "
+                     f"ladder), so there is no resolutions figure.")
+    add("postponements", "Postponements by reason",
+        f"Postponements per year, by the trigger fired and the reason; {intervals}.",
+        fg.postponement_figure(records))
+    return out, " ".join(notes)
+
+
+def procedure_diagram(procedure: Procedure) -> tuple[str | None, str]:
+    """The procedure drawn as SVG, as a ``data:`` URI, or None and the reason it failed.
+
+    The SVG is embedded as an image rather than inlined in the page, so no generated
+    markup has to be trusted by the template (and scripts in it could never run).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "procedure.svg"
+        try:
+            # a fixed salt for SVG element ids, or each drawing gets random clip-path ids
+            with matplotlib.rc_context({"svg.hashsalt": f"cpsim:{procedure.id}"}):
+                render_diagram(procedure, path, "svg", None)
+            data = path.read_bytes()
+        except Exception as exc:  # the report must not fail because a drawing did
+            return None, f"The procedure diagram could not be drawn ({type(exc).__name__}: {exc})."
+    return "data:image/svg+xml;base64," + base64.b64encode(data).decode("ascii"), ""
+
+
+def _num(value: float | None, unit: str) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if unit == "share":
+        return f"{100 * value:.1f}%"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def kpi_rows(kpis: Sequence[Kpi], procedure: Procedure) -> list[tuple[str, list[KpiRow]]]:
+    """KPIs grouped by :attr:`Kpi.group` (known groups first), formatted for the page."""
+    deadlines = {d.id: d for d in procedure.deadlines}
+    known = [g for g, _ in GROUPS]
+    extra = sorted({k.group for k in kpis} - set(known))
+    headings = dict(GROUPS)
+    out = []
+    for group in [*known, *extra]:
+        rows = []
+        for k in (k for k in kpis if k.group == group):
+            ci = ("–" if math.isnan(k.low) or math.isnan(k.high)
+                  else f"{_num(k.low, k.unit)} – {_num(k.high, k.unit)}")
+            exact = ""
+            if k.trials is not None:
+                exact = (f"{_num(k.exact_low, k.unit)} – {_num(k.exact_high, k.unit)} "
+                         f"({k.successes:,}/{k.trials:,})")
+            unit = fg.unit_text(k.unit)
+            d = deadlines.get(k.id.split(":")[1]) if k.group == "deadline" else None
+            if d is not None:
+                unit += f"; limit: {fg.limit_words(d)}"
+            elif k.limit is not None:
+                unit += f"; limit {k.limit:g}"
+            rows.append(KpiRow(k.label, _num(k.mean, k.unit), ci, exact, unit,
+                               ", ".join(k.rules), len(k.values), k.headline, k.id))
+        if rows:
+            out.append((headings.get(group, group.capitalize()), rows))
+    return out
+
+
+def _flatten(key: str, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [row for k in sorted(value) for row in _flatten(f"{key}.{k}" if key else k,
+                                                               value[k])]
+    if isinstance(value, list):
+        return [row for i, v in enumerate(value) for row in _flatten(f"{key}[{i}]", v)]
+    return [(key, "" if value is None else str(value))]
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_note: str,
+                  diagram: str | None, diagram_note: str) -> str:
+    """The report page as HTML text (autoescaped jinja2 template ``report.html``)."""
+    meta = results.metadata
+    scenario = results.scenario
+    procedure = scenario.procedure
+    start = date.fromisoformat(str(meta["start_date"]))
+    horizon = int(meta["horizon_days"])
+    warm_up = int(meta["warm_up_days"])
+    try:
+        scenario_text: str | None = scenario.path.read_text(encoding="utf-8")
+    except OSError:
+        scenario_text = None
+    context = {
+        "scenario_name": scenario.name,
+        "scenario_title": scenario.spec.title,
+        "scenario_path": str(scenario.path),
+        "scenario_text": scenario_text,
+        "scenario_changed": results.scenario_changed,
+        "procedure_id": procedure.id,
+        "procedure_title": procedure.title,
+        "procedure_description": procedure.description,
+        "replications": len(results.records),
+        "planned": int(meta.get("replications", len(results.records))),
+        "seed": meta.get("root_seed"),
+        "machine": meta.get("machine", ""),
+        "horizon_days": horizon,
+        "warm_up_days": warm_up,
+        "start_date": start.isoformat(),
+        "measured_from": (start + timedelta(days=warm_up)).isoformat(),
+        "measured_to": (start + timedelta(days=horizon)).isoformat(),
+        "event_logs": len(results.event_logs()),
+        "kpi_groups": kpi_rows(results.kpis, procedure),
+        "figures": figures,
+        "figure_note": figure_note,
+        "diagram": diagram,
+        "diagram_note": diagram_note,
+        "metadata_rows": _flatten("", meta),
+    }
+    return _environment().get_template("report.html").render(**context)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` beside ``path`` under a hidden name, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_report(out: Path, target: float = 0.95) -> Path:
+    """Build ``report.html`` and ``figures/*.png`` for the results folder ``out``.
+
+    Args:
+        out: A results folder written by ``cpsim run``.
+        target: The compliance target share (0–1) drawn on the compliance figure.
+
+    Returns:
+        The path of the report.
+
+    Raises:
+        InputError: ``out`` is not a results folder or holds no finished replication
+            (nothing is written).
+    """
+    out = Path(out)
+    results = read_results(out)
+    figures, figure_note = draw_figures(results, target)
+    diagram, diagram_note = procedure_diagram(results.scenario.procedure)
+    html = render_report(results, figures, figure_note, diagram, diagram_note)
+    for figure in figures:
+        _write_atomic(out / "figures" / f"{figure.name}.png", figure.png)
+    path = out / "report.html"
+    _write_atomic(path, html.encode("utf-8"))
+    return path

@@ -1,0 +1,519 @@
+"""A transition table compiled from a procedure: the simulator's fast stand-in for the machine.
+
+``CompiledProcedure`` runs every move through a hierarchical ``transitions`` machine, which is
+exact but far too slow for national-scale caseloads. ``TableMachine`` is compiled from the
+*same* ``Procedure``: :func:`model.graph.build_graph` enumerates every reachable configuration
+and move, and for each configuration and trigger the table holds the candidate moves in the
+order ``CompiledProcedure`` would try them, their guards, the events they cause and the
+deadline clocks those events close, cancel or start. Firing a trigger is then a couple of
+dictionary look-ups plus guard evaluation.
+
+Architecture decision 5 allows this only while a property test shows that both machines give
+the same states, steps, verdicts and errors for the same random trigger sequences; that test is
+``tests/test_simulations_table.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Protocol
+
+from model.calendar import WorkingCalendar
+from model.compiler import (
+    Case,
+    DeadlineVerdict,
+    FireResult,
+    GuardBlocked,
+    NotAllowedHere,
+    Option,
+    Outcome,
+    RunningDeadline,
+    Step,
+    UnknownTrigger,
+)
+from model.graph import (
+    Config,
+    active_states,
+    build_graph,
+    candidates,
+    events_of,
+    initial_events,
+    matched_source,
+)
+from model.guards import GUARDS, GuardContext, GuardFn
+from model.spec import Deadline, EventRef, Procedure, Transition
+from model.types import Duration, DurationUnit, GuardId, SimHours, StateId, TriggerId
+
+# -- deadline arithmetic --------------------------------------------------------------------
+
+
+class DeadlineArithmetic(Protocol):
+    """The calendar arithmetic deadline clocks need (a ``WorkingCalendar`` provides it)."""
+
+    def due(self, t: SimHours, limit: Duration) -> SimHours:
+        """The latest instant allowed when the clock started at ``t``."""
+        ...
+
+    def earliest(self, t: SimHours, gap: Duration) -> SimHours:
+        """The earliest instant at least ``gap`` after ``t``."""
+        ...
+
+    def elapsed(self, start: SimHours, end: SimHours, unit: DurationUnit) -> float:
+        """Time from ``start`` to ``end`` in ``unit``."""
+        ...
+
+
+class CachedCalendar:
+    """A ``WorkingCalendar``'s deadline arithmetic, remembered by calendar date.
+
+    Except for hours (and months in ``earliest``, which keeps the time of day), a
+    ``WorkingCalendar`` answers ``due``, ``earliest`` and ``elapsed`` from calendar dates
+    alone, walking day by day over working days. This class asks the calendar once per date
+    and duration, and counts working days between two dates as the difference of two cached
+    running totals. Every answer equals the calendar's own.
+
+    Attributes:
+        calendar: The calendar whose answers are cached.
+    """
+
+    def __init__(self, calendar: WorkingCalendar) -> None:
+        """Start with empty caches; the running total of working days is 0 on the start date."""
+        self.calendar = calendar
+        self._due: dict[tuple[date, Duration], SimHours] = {}
+        self._earliest: dict[tuple[date, Duration], SimHours] = {}
+        self._working_total: dict[date, int] = {calendar.start: 0}
+
+    def due(self, t: SimHours, limit: Duration) -> SimHours:
+        """Same as ``WorkingCalendar.due``."""
+        if limit.unit == "hours":
+            return t + limit.value
+        key = (self.calendar.date_of(t), limit)
+        due = self._due.get(key)
+        if due is None:
+            due = self._due[key] = self.calendar.due(t, limit)
+        return due
+
+    def earliest(self, t: SimHours, gap: Duration) -> SimHours:
+        """Same as ``WorkingCalendar.earliest``."""
+        if gap.unit != "working_days":
+            return self.calendar.earliest(t, gap)
+        key = (self.calendar.date_of(t), gap)
+        earliest = self._earliest.get(key)
+        if earliest is None:
+            earliest = self._earliest[key] = self.calendar.earliest(t, gap)
+        return earliest
+
+    def elapsed(self, start: SimHours, end: SimHours, unit: DurationUnit) -> float:
+        """Same as ``WorkingCalendar.elapsed``."""
+        if unit == "hours":
+            return end - start
+        if unit == "working_days":
+            first = self._working_days_to(self.calendar.date_of(start))
+            last = self._working_days_to(self.calendar.date_of(end))
+            return float(last - first)
+        return self.calendar.elapsed(start, end, unit)
+
+    def _working_days_to(self, day: date) -> int:
+        """Working days in ``(start date, day]``, negative when ``day`` is before the start.
+
+        Any two of these totals differ by ``WorkingCalendar.working_days_between``.
+        """
+        total = self._working_total.get(day)
+        if total is not None:
+            return total
+        one_day = timedelta(days=1)
+        forward = day > self.calendar.start
+        gap: list[date] = []
+        known = day
+        while known not in self._working_total:  # walk towards the start to a known date
+            gap.append(known)
+            known = known - one_day if forward else known + one_day
+        total = self._working_total[known]
+        is_working = self.calendar.is_working_day
+        for current in reversed(gap):  # nearest to the known date first
+            if forward:
+                total += int(is_working(current))
+            else:
+                total -= int(is_working(current + one_day))
+            self._working_total[current] = total
+        return total
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Offer:
+    """A move offered from a configuration, as ``CompiledProcedure.options`` lists it.
+
+    Attributes:
+        transition: The procedure's transition.
+        guards: Its guards with their functions, in declared order.
+        waiting: Its ``when_in`` states when none is active (the move cannot be taken),
+            else empty.
+    """
+
+    transition: Transition
+    guards: tuple[tuple[GuardId, GuardFn], ...]
+    waiting: tuple[StateId, ...]
+
+    def failing(self, ctx: GuardContext) -> tuple[GuardId, ...]:
+        """The guards that do not hold for the case."""
+        return tuple(name for name, fn in self.guards if not fn(ctx))
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """A deadline clock an event may start, with its ``when`` guard resolved."""
+
+    deadline: Deadline
+    when: GuardFn | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """A move that can be taken from a configuration when its guards hold.
+
+    Attributes:
+        transition: The procedure's transition.
+        guards: Its guard functions.
+        target: Index of the configuration it leads to.
+        before: The configuration it leaves.
+        after: The configuration it leads to.
+        events: Exits, the trigger, then entries (``model.graph.events_of``).
+        closes: For each event that closes any clock, in event order: deadline id to True
+            when the event is the deadline's end, False when it cancels the clock.
+        starts: The clocks the events may start, in event order then procedure order.
+    """
+
+    transition: Transition
+    guards: tuple[GuardFn, ...]
+    target: int
+    before: Config
+    after: Config
+    events: tuple[EventRef, ...]
+    closes: tuple[Mapping[str, bool], ...]
+    starts: tuple[_Start, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Trigger:
+    """What one trigger can do from one configuration.
+
+    Attributes:
+        moves: The moves that can be taken, in the order they are tried.
+        first: The first move offered (takeable or waiting); it explains a refusal.
+    """
+
+    moves: tuple[_Move, ...]
+    first: _Offer
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """One reachable configuration and everything a case there may do.
+
+    Attributes:
+        config: The configuration.
+        active: Its active states (leaves and enclosing states).
+        offers: Every move offered, in ``CompiledProcedure.options`` order.
+        triggers: Per trigger offered here, its moves.
+        allowed: The allowed triggers when no guard affects them, else None.
+        unguarded: Triggers some unguarded move makes allowed for every case.
+        guarded: Guarded moves whose trigger is not in ``unguarded``.
+    """
+
+    config: Config
+    active: frozenset[StateId]
+    offers: tuple[_Offer, ...]
+    triggers: Mapping[TriggerId, _Trigger]
+    allowed: tuple[TriggerId, ...] | None
+    unguarded: frozenset[TriggerId]
+    guarded: tuple[_Move, ...]
+
+
+class TableMachine:
+    """A procedure compiled to a transition table; a drop-in for ``CompiledProcedure``.
+
+    A case's ``state`` holds the index of its configuration in the table.
+
+    Example:
+        >>> from datetime import date
+        >>> from model.loader import load_procedure
+        >>> machine = TableMachine(load_procedure("west-midlands-2014"),
+        ...                        WorkingCalendar(date(2025, 4, 1)))
+        >>> case, _ = machine.new_case("c1")
+        >>> machine.fire(case, "decide_strategy_discussion", 2.0).step.after
+        ('strategy_discussion.convening',)
+
+    Attributes:
+        procedure: The procedure the table was compiled from.
+        calendar: The calendar deadline clocks run on.
+    """
+
+    def __init__(self, procedure: Procedure, calendar: WorkingCalendar) -> None:
+        """Compile the table from the procedure's configuration graph."""
+        self.procedure = procedure
+        self.calendar = calendar
+        # Caching relies on WorkingCalendar's own arithmetic; a subclass is asked directly.
+        self._clock: DeadlineArithmetic = (
+            CachedCalendar(calendar) if type(calendar) is WorkingCalendar else calendar
+        )
+        self._known_triggers = frozenset(procedure.triggers)
+        self._starts_by_event = self._deadline_starts(procedure)
+        self._closes_by_event = self._deadline_closes(procedure)
+
+        graph = build_graph(procedure)
+        self._initial: Config = graph.initial
+        configs = [graph.initial, *(c for c in graph.graph.nodes if c != graph.initial)]
+        self._index: dict[Config, int] = {c: i for i, c in enumerate(configs)}
+        targets: dict[tuple[Config, str], Config] = {
+            (before, t.id): after for before, after, t in graph.edges()
+        }
+        self._nodes = tuple(self._node(config, targets) for config in configs)
+        self._initial_starts = self._starts_for(initial_events(procedure))
+
+    # -- compiling --------------------------------------------------------------------------
+    @staticmethod
+    def _deadline_starts(procedure: Procedure) -> dict[EventRef, tuple[_Start, ...]]:
+        by_event: dict[EventRef, list[_Start]] = {}
+        for d in procedure.deadlines:
+            when = None if d.when is None else GUARDS[d.when].fn
+            by_event.setdefault(d.start, []).append(_Start(d, when))
+        return {event: tuple(starts) for event, starts in by_event.items()}
+
+    @staticmethod
+    def _deadline_closes(procedure: Procedure) -> dict[EventRef, dict[str, bool]]:
+        ids = [d.id for d in procedure.deadlines]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"procedure {procedure.id}: deadline ids are not unique")
+        by_event: dict[EventRef, dict[str, bool]] = {}
+        for d in procedure.deadlines:
+            by_event.setdefault(d.end, {})[d.id] = True
+            for event in d.cancelled_by:
+                by_event.setdefault(event, {}).setdefault(d.id, False)  # an end wins
+        return by_event
+
+    def _starts_for(self, events: tuple[EventRef, ...]) -> tuple[_Start, ...]:
+        return tuple(s for event in events for s in self._starts_by_event.get(event, ()))
+
+    def _node(self, config: Config, targets: Mapping[tuple[Config, str], Config]) -> _Node:
+        procedure = self.procedure
+        # The same two passes as CompiledProcedure.options: the moves that may fire now
+        # (innermost source first), then moves waiting for a state of another region.
+        ready = candidates(procedure, config)
+        ready_ids = {t.id for t in ready}
+        waiting = [
+            t for t in procedure.transitions
+            if t.when_in and t.id not in ready_ids
+            and matched_source(procedure, config, t) is not None
+        ]
+        offers = (
+            *(self._offer(t, ()) for t in ready),
+            *(self._offer(t, t.when_in) for t in waiting),
+        )
+        moves = [self._move(config, targets[config, t.id], t) for t in ready]
+
+        triggers: dict[TriggerId, _Trigger] = {}
+        for offer in offers:
+            trigger = offer.transition.trigger
+            if trigger not in triggers:
+                own = tuple(m for m in moves if m.transition.trigger == trigger)
+                triggers[trigger] = _Trigger(own, offer)
+
+        unguarded = frozenset(m.transition.trigger for m in moves if not m.guards)
+        guarded = tuple(m for m in moves if m.guards and m.transition.trigger not in unguarded)
+        return _Node(
+            config=config,
+            active=active_states(procedure, config),
+            offers=offers,
+            triggers=triggers,
+            allowed=None if guarded else tuple(sorted(unguarded)),
+            unguarded=unguarded,
+            guarded=guarded,
+        )
+
+    @staticmethod
+    def _offer(t: Transition, waiting: tuple[StateId, ...]) -> _Offer:
+        return _Offer(t, tuple((g, GUARDS[g].fn) for g in t.guards), waiting)
+
+    def _move(self, before: Config, after: Config, t: Transition) -> _Move:
+        events = events_of(self.procedure, before, after, t)
+        closes = tuple(
+            self._closes_by_event[e] for e in events if e in self._closes_by_event
+        )
+        return _Move(
+            transition=t,
+            guards=tuple(GUARDS[g].fn for g in t.guards),
+            target=self._index[after],
+            before=before,
+            after=after,
+            events=events,
+            closes=closes,
+            starts=self._starts_for(events),
+        )
+
+    # -- cases ------------------------------------------------------------------------------
+    @property
+    def initial(self) -> Config:
+        """The configuration of a new case."""
+        return self._initial
+
+    def new_case(
+        self, case_id: str, facts: Mapping[str, object] | None = None, at: SimHours = 0.0
+    ) -> tuple[Case, tuple[str, ...]]:
+        """Register a new case at its initial state; start the clocks its entry starts.
+
+        Returns:
+            The case and the ids of the deadline clocks started.
+        """
+        case = Case(case_id=case_id, facts=dict(facts or {}))
+        case.state = 0
+        return case, self._start_clocks(case, self._initial_starts, at)
+
+    def release(self, case: Case) -> None:
+        """Nothing to detach: the table keeps no reference to its cases."""
+
+    def configuration(self, case: Case) -> Config:
+        """Where the case is: one leaf per region, main flow first."""
+        node: _Node = self._nodes[case.state]
+        return node.config
+
+    def options(self, case: Case) -> tuple[Option, ...]:
+        """Every move offered from the case's state, with whether it is enabled now."""
+        ctx = case.guard_context()
+        out: list[Option] = []
+        for offer in self._nodes[case.state].offers:
+            failing = offer.failing(ctx)
+            out.append(
+                Option(offer.transition, not failing and not offer.waiting, failing,
+                       offer.waiting)
+            )
+        return tuple(out)
+
+    def allowed_triggers(self, case: Case) -> tuple[TriggerId, ...]:
+        """The triggers the case may fire now, sorted."""
+        node: _Node = self._nodes[case.state]
+        if node.allowed is not None:
+            return node.allowed
+        ctx = case.guard_context()
+        allowed = set(node.unguarded)
+        for move in node.guarded:
+            if all(fn(ctx) for fn in move.guards):
+                allowed.add(move.transition.trigger)
+        return tuple(sorted(allowed))
+
+    def fire(self, case: Case, trigger: TriggerId, at: SimHours) -> FireResult:
+        """Fire ``trigger`` on ``case`` at time ``at`` (sim hours).
+
+        Raises:
+            UnknownTrigger: the procedure has no such trigger.
+            NotAllowedHere: the trigger is not offered from the case's state.
+            GuardBlocked: offered, but a guard fails or another region is not ready.
+        """
+        node: _Node = self._nodes[case.state]
+        offered = node.triggers.get(trigger)
+        if offered is None:
+            if trigger not in self._known_triggers:
+                raise UnknownTrigger(case.case_id, node.config, trigger,
+                                     self.allowed_triggers(case),
+                                     "the procedure has no such trigger")
+            raise NotAllowedHere(case.case_id, node.config, trigger,
+                                 self.allowed_triggers(case),
+                                 "the procedure does not offer it from here")
+        move = self._first_enabled(offered.moves, case)
+        if move is None:
+            raise self._blocked(case, node, trigger, offered.first)
+
+        case.state = move.target
+        case.counts[trigger] += 1
+        verdicts: tuple[DeadlineVerdict, ...] = ()
+        if move.closes and case.clocks:
+            verdicts = self._close_clocks(case, move.closes, at)
+        started = self._start_clocks(case, move.starts, at) if move.starts else ()
+        t = move.transition
+        step = Step(case.case_id, at, trigger, t.id, move.before, move.after, t.rules,
+                    t.records, move.events)
+        return FireResult(step, verdicts, started)
+
+    @staticmethod
+    def _first_enabled(moves: tuple[_Move, ...], case: Case) -> _Move | None:
+        ctx: GuardContext | None = None
+        for move in moves:
+            if not move.guards:
+                return move
+            if ctx is None:
+                ctx = case.guard_context()
+            if all(fn(ctx) for fn in move.guards):
+                return move
+        return None
+
+    def _blocked(
+        self, case: Case, node: _Node, trigger: TriggerId, offer: _Offer
+    ) -> GuardBlocked:
+        failing = offer.failing(case.guard_context())
+        parts = []
+        if failing:
+            parts.append("guard " + ", ".join(failing) + " does not hold")
+        if offer.waiting:
+            parts.append("needs the case to be in " + " or ".join(offer.waiting))
+        return GuardBlocked(case.case_id, node.config, trigger, self.allowed_triggers(case),
+                            "; ".join(parts), offer.transition.rules, guards=failing)
+
+    # -- clocks -----------------------------------------------------------------------------
+    def _start_clocks(
+        self, case: Case, starts: tuple[_Start, ...], at: SimHours
+    ) -> tuple[str, ...]:
+        started: list[str] = []
+        clocks = case.clocks
+        ctx: GuardContext | None = None
+        for start in starts:
+            d = start.deadline
+            if start.when is not None:
+                if ctx is None:
+                    ctx = case.guard_context()
+                if not start.when(ctx):
+                    continue
+            if d.id in clocks and not d.repeats:
+                continue
+            due = self._clock.due(at, d.within) if d.within else None
+            earliest = self._clock.earliest(at, d.at_least) if d.at_least else None
+            clocks[d.id] = RunningDeadline(d, at, due, earliest)
+            started.append(d.id)
+        return tuple(started)
+
+    def _close_clocks(
+        self, case: Case, closes: tuple[Mapping[str, bool], ...], at: SimHours
+    ) -> tuple[DeadlineVerdict, ...]:
+        verdicts: list[DeadlineVerdict] = []
+        clocks = case.clocks
+        for closers in closes:
+            for deadline_id in [i for i in clocks if i in closers]:  # in clock start order
+                clock = clocks.pop(deadline_id)
+                d = clock.deadline
+                outcome: Outcome
+                elapsed: float | None
+                if closers[deadline_id]:
+                    late = clock.due is not None and at > clock.due
+                    early = clock.earliest is not None and at < clock.earliest
+                    outcome = "missed" if late or early else "met"
+                    unit = d.within or d.at_least
+                    assert unit is not None
+                    elapsed = self._clock.elapsed(clock.started, at, unit.unit)
+                else:
+                    outcome, elapsed = "cancelled", None
+                verdicts.append(
+                    DeadlineVerdict(case.case_id, deadline_id, d.rules, clock.started, at,
+                                    clock.due, clock.earliest, outcome, elapsed)
+                )
+        return tuple(verdicts)
+
+    def overdue(self, case: Case, now: SimHours) -> tuple[RunningDeadline, ...]:
+        """Running clocks whose due time has passed at ``now``."""
+        return tuple(c for c in case.clocks.values() if c.due is not None and now > c.due)
+
+    def is_active(self, case: Case, state: StateId) -> bool:
+        """True when ``state`` (leaf or compound) is active for the case."""
+        return state in self._nodes[case.state].active
