@@ -633,8 +633,11 @@ class Engine:
             table = b.tables[min(live.visits[sid], len(b.tables)) - 1] if b.by_visit \
                 else b.tables[0]
             usable = frozenset(t for t in table.triggers if t in enabled)
-            if not usable or live.declined.get(sid) == usable:
+            if not usable:
+                live.declined.pop(sid, None)  # the opportunity has passed
                 continue
+            if live.declined.get(sid) == usable:
+                continue  # already declined at this opportunity
             rng = self.rng["behaviour"]
             if b.chance < 1.0 and rng.random() >= b.chance:
                 live.declined[sid] = usable

@@ -64,6 +64,8 @@ def _years(rec: Record) -> float:
 
 def _kpi(kid: str, group: str, label: str, unit: str, values: Sequence[float], **kw: Any) -> Kpi:
     mean, low, high = mean_ci(values)
+    if not math.isnan(low) and all(v >= 0 for v in values if not math.isnan(v)):
+        low = max(0.0, low)  # counts, rates and durations are never negative
     return Kpi(kid, group, label, unit, tuple(values), mean, low, high, **kw)
 
 

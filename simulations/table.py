@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from model.calendar import WorkingCalendar
@@ -65,31 +65,48 @@ class DeadlineArithmetic(Protocol):
         ...
 
 
+_NEAR_MIDNIGHT = 1e-6
+"""Hours. A time this close to midnight is dated by the calendar itself, which rounds."""
+
+
 class CachedCalendar:
     """A ``WorkingCalendar``'s deadline arithmetic, remembered by calendar date.
 
     Except for hours (and months in ``earliest``, which keeps the time of day), a
     ``WorkingCalendar`` answers ``due``, ``earliest`` and ``elapsed`` from calendar dates
-    alone, walking day by day over working days. This class asks the calendar once per date
-    and duration, and counts working days between two dates as the difference of two cached
-    running totals. Every answer equals the calendar's own.
+    alone, walking day by day over working days. This class numbers dates by days since the
+    calendar's start, asks the calendar once per day and duration, and counts working days
+    between two dates as the difference of two cached running totals. Every answer equals
+    the calendar's own.
 
     Attributes:
         calendar: The calendar whose answers are cached.
     """
 
     def __init__(self, calendar: WorkingCalendar) -> None:
-        """Start with empty caches; the running total of working days is 0 on the start date."""
+        """Start with empty caches; the running total of working days is 0 on day 0."""
         self.calendar = calendar
-        self._due: dict[tuple[date, Duration], SimHours] = {}
-        self._earliest: dict[tuple[date, Duration], SimHours] = {}
-        self._working_total: dict[date, int] = {calendar.start: 0}
+        self._due: dict[tuple[int, DurationUnit, int], SimHours] = {}
+        self._earliest: dict[tuple[int, int], SimHours] = {}
+        self._working_total: dict[int, int] = {0: 0}
+
+    def day_of(self, t: SimHours) -> int:
+        """Days from the calendar's start date to ``calendar.date_of(t)``.
+
+        Sim time counts hours from midnight on the start date, so this is ``t // 24``;
+        within a hair of midnight, where ``date_of`` rounds to the microsecond, the
+        calendar is asked instead.
+        """
+        day = t // 24.0
+        if _NEAR_MIDNIGHT < t - 24.0 * day < 24.0 - _NEAR_MIDNIGHT:
+            return int(day)
+        return (self.calendar.date_of(t) - self.calendar.start).days
 
     def due(self, t: SimHours, limit: Duration) -> SimHours:
         """Same as ``WorkingCalendar.due``."""
         if limit.unit == "hours":
             return t + limit.value
-        key = (self.calendar.date_of(t), limit)
+        key = (self.day_of(t), limit.unit, limit.value)
         due = self._due.get(key)
         if due is None:
             due = self._due[key] = self.calendar.due(t, limit)
@@ -99,7 +116,7 @@ class CachedCalendar:
         """Same as ``WorkingCalendar.earliest``."""
         if gap.unit != "working_days":
             return self.calendar.earliest(t, gap)
-        key = (self.calendar.date_of(t), gap)
+        key = (self.day_of(t), gap.value)
         earliest = self._earliest.get(key)
         if earliest is None:
             earliest = self._earliest[key] = self.calendar.earliest(t, gap)
@@ -109,36 +126,38 @@ class CachedCalendar:
         """Same as ``WorkingCalendar.elapsed``."""
         if unit == "hours":
             return end - start
+        if unit == "days":
+            return float(self.day_of(end) - self.day_of(start))
         if unit == "working_days":
-            first = self._working_days_to(self.calendar.date_of(start))
-            last = self._working_days_to(self.calendar.date_of(end))
-            return float(last - first)
+            first = self._working_days_to(self.day_of(start))
+            return float(self._working_days_to(self.day_of(end)) - first)
         return self.calendar.elapsed(start, end, unit)
 
-    def _working_days_to(self, day: date) -> int:
-        """Working days in ``(start date, day]``, negative when ``day`` is before the start.
+    def _working_days_to(self, day: int) -> int:
+        """Working days in ``(day 0, day]``, negative when ``day`` is before day 0.
 
         Any two of these totals differ by ``WorkingCalendar.working_days_between``.
         """
         total = self._working_total.get(day)
         if total is not None:
             return total
-        one_day = timedelta(days=1)
-        forward = day > self.calendar.start
-        gap: list[date] = []
+        step = 1 if day > 0 else -1
+        gap: list[int] = []
         known = day
-        while known not in self._working_total:  # walk towards the start to a known date
+        while known not in self._working_total:  # walk towards day 0 to a known total
             gap.append(known)
-            known = known - one_day if forward else known + one_day
+            known -= step
         total = self._working_total[known]
-        is_working = self.calendar.is_working_day
-        for current in reversed(gap):  # nearest to the known date first
-            if forward:
-                total += int(is_working(current))
+        for current in reversed(gap):  # nearest to the known day first
+            if step > 0:
+                total += self._is_working(current)
             else:
-                total -= int(is_working(current + one_day))
+                total -= self._is_working(current + 1)
             self._working_total[current] = total
         return total
+
+    def _is_working(self, day: int) -> int:
+        return int(self.calendar.is_working_day(self.calendar.start + timedelta(days=day)))
 
 
 # -- the table ------------------------------------------------------------------------------
