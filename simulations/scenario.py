@@ -341,21 +341,26 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
                                   Path(text).stem, available_scenarios()))])
 
 
-def _locate(raw: Any, loc: tuple[int | str, ...], file: str) -> tuple[int | None, Any]:
-    """The line of the deepest part of ``loc`` found in the raw YAML, and its value."""
+def _locate(raw: Any, loc: tuple[int | str, ...], file: str
+            ) -> tuple[str, int | None, Any]:
+    """Where the deepest part of ``loc`` found in the raw YAML was written, and its value.
+
+    Returns the file (a scenario may inherit a key from the one it extends), the line and
+    the value found there.
+    """
     node = raw
     line: int | None = raw.line if isinstance(raw, LMap | LList) else None
     for part in loc:
         if isinstance(node, LMap) and isinstance(part, str) and part in node:
-            line = node.at(part)[1]
+            file, line = node.at(part)
             node = node[part]
             continue
         if isinstance(node, LList) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.at(part)[1]
+            file, line = node.at(part)
             node = node[part]
             continue
         break
-    return line, node
+    return file, line, node
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
@@ -406,7 +411,7 @@ def _pydantic_problems(exc: ValidationError, raw: LMap, file: str) -> list[Probl
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(
             ("function-", "tagged-", "float", "int", "str", "bool", "list", "dict",
              "DistSpec", "ChoiceSpec", "tuple"))))
-        line, value = _locate(raw, loc, file)
+        where, line, value = _locate(raw, loc, file)
         field = ".".join(str(p) for p in loc)
         message = error["msg"].removeprefix("Value error, ")
         hint = None
@@ -419,7 +424,7 @@ def _pydantic_problems(exc: ValidationError, raw: LMap, file: str) -> list[Probl
             value = None
         elif isinstance(value, LMap | LList):
             value = None
-        problems.append(Problem(file, line, field, message, value, hint))
+        problems.append(Problem(where, line, field, message, value, hint))
     unique: list[Problem] = []
     for p in problems:
         if p not in unique:
@@ -438,8 +443,7 @@ def _offers(procedure: Procedure, state: StateId, t: Transition) -> bool:
 class _Checker:
     """Cross-checks a scenario against its procedure, collecting every problem."""
 
-    def __init__(self, spec: ScenarioSpec, procedure: Procedure, raw: LMap, file: str) -> None:
-        self.spec = spec
+    def __init__(self, procedure: Procedure, raw: LMap, file: str) -> None:
         self.proc = procedure
         self.raw = raw
         self.file = file
@@ -448,8 +452,8 @@ class _Checker:
 
     def err(self, loc: tuple[str | int, ...], message: str, value: object = None,
             hint: str | None = None) -> None:
-        line, _ = _locate(self.raw, loc, self.file)
-        self.problems.append(Problem(self.file, line, ".".join(map(str, loc)), message,
+        file, line, _ = _locate(self.raw, loc, self.file)
+        self.problems.append(Problem(file, line, ".".join(map(str, loc)), message,
                                      value, hint))
 
     def state(self, loc: tuple[str | int, ...], sid: str) -> bool:
@@ -479,65 +483,74 @@ class _Checker:
                          did_you_mean(d, self.deadlines))
 
     def run(self) -> list[Problem]:
-        spec = self.spec
-        for fact in spec.demand.facts:
+        """Check every name the scenario uses against the procedure.
+
+        Works on the raw data, so it also runs when the shape check failed, and its
+        problems are reported together with those.
+        """
+        d = _plain(self.raw)
+        demand = _dict(d.get("demand"))
+        for fact in _dict(demand.get("facts")):
             if fact not in FACTS:
                 self.err(("demand", "facts", fact), "no guard reads this fact", fact,
                          did_you_mean(fact, FACTS))
-        for sid, b in spec.behaviour.items():
+        for sid, b in _dict(d.get("behaviour")).items():
             loc: tuple[str | int, ...] = ("behaviour", sid)
             if not self.state(loc, sid):
                 continue
-            branches: list[tuple[tuple[str | int, ...], str]] = []
-            if b.choose is not None:
-                branches = [((*loc, "choose", t), t) for t in b.choose]
-            for k, table in enumerate(b.choose_by_visit or []):
-                branches += [((*loc, "choose_by_visit", k, t), t) for t in table]
+            b = _dict(b)
+            branches: list[tuple[tuple[str | int, ...], str]] = [
+                ((*loc, "choose", t), t) for t in _dict(b.get("choose"))]
+            visits = b.get("choose_by_visit")
+            for k, table in enumerate(visits if isinstance(visits, list) else []):
+                branches += [((*loc, "choose_by_visit", k, t), t) for t in _dict(table)]
             for where, trig in branches:
                 self.trigger_from(where, trig, sid)
-            if b.postpone is not None:
-                self.trigger_from((*loc, "postpone"), b.postpone, sid)
-            if b.aim is not None:
-                self.deadline_ids((*loc, "aim", "deadlines"), b.aim.deadlines)
-            if b.before_meeting is not None and b.before_meeting.trigger not in \
-                    self.proc.triggers:
+            if isinstance(b.get("postpone"), str):
+                self.trigger_from((*loc, "postpone"), b["postpone"], sid)
+            deadlines = _dict(b.get("aim")).get("deadlines")
+            if isinstance(deadlines, list):
+                self.deadline_ids((*loc, "aim", "deadlines"), deadlines)
+            meeting = _dict(b.get("before_meeting")).get("trigger")
+            if isinstance(meeting, str) and meeting not in self.proc.triggers:
                 self.err((*loc, "before_meeting", "trigger"), "no such trigger in the procedure",
-                         b.before_meeting.trigger,
-                         did_you_mean(b.before_meeting.trigger, self.proc.triggers))
-        ends = {d.end.name for d in self.proc.deadlines if d.end.kind == "trigger"}
-        for trig in spec.tasks:
+                         meeting, did_you_mean(meeting, self.proc.triggers))
+        ends = {dl.end.name for dl in self.proc.deadlines if dl.end.kind == "trigger"}
+        for trig in _dict(d.get("tasks")):
             if trig not in self.proc.triggers:
                 self.err(("tasks", trig), "no such trigger in the procedure", trig,
                          did_you_mean(trig, self.proc.triggers))
             elif trig not in ends:
                 self.err(("tasks", trig), "no deadline ends with this trigger, so nothing "
                          "would ever plan it", trig)
-        if spec.plan_state not in self.proc.states:
-            self.err(("plan_state",), "no such state in the procedure", spec.plan_state,
-                     did_you_mean(spec.plan_state, list(self.proc.states)))
-        for trig, c in spec.before_meetings.items():
+        plan_state = d.get("plan_state", "cp_plan")
+        if isinstance(plan_state, str) and plan_state not in self.proc.states:
+            self.err(("plan_state",), "no such state in the procedure", plan_state,
+                     did_you_mean(plan_state, list(self.proc.states)))
+        for trig, c in _dict(d.get("before_meetings")).items():
             if trig not in self.proc.triggers:
                 self.err(("before_meetings", trig), "no such trigger in the procedure", trig,
                          did_you_mean(trig, self.proc.triggers))
-            for k, meeting in enumerate(c.meetings):
+            meetings = _dict(c).get("meetings")
+            for k, meeting in enumerate(meetings if isinstance(meetings, list) else []):
                 if meeting not in self.proc.triggers:
                     self.err(("before_meetings", trig, "meetings", k),
                              "no such trigger in the procedure", meeting,
-                             did_you_mean(meeting, self.proc.triggers))
-        sw = spec.staffing.social_workers
-        for i, sid in enumerate(sw.holds_cases_in):
-            self.state(("staffing", "social_workers", "holds_cases_in", i), sid)
-        for level in spec.staffing.managers:
+                             did_you_mean(str(meeting), self.proc.triggers))
+        staffing = _dict(d.get("staffing"))
+        holds = _dict(staffing.get("social_workers")).get("holds_cases_in")
+        for i, sid in enumerate(holds if isinstance(holds, list) else []):
+            self.state(("staffing", "social_workers", "holds_cases_in", i), str(sid))
+        for level in _dict(staffing.get("managers")):
             if level not in MANAGER_LEVELS:
                 self.err(("staffing", "managers", level), "unknown manager level", level,
                          did_you_mean(level, MANAGER_LEVELS))
-        self.every_state_has_behaviour()
+        self.every_state_has_behaviour(set(_dict(d.get("behaviour"))))
         return self.problems
 
-    def every_state_has_behaviour(self) -> None:
-        """A state a case can reach, with moves out, needs a behaviour (or a task) to leave."""
+    def every_state_has_behaviour(self, covered: set[str]) -> None:
+        """A state a case can reach, with moves out, needs a behaviour to leave it."""
         proc = self.proc
-        covered = set(self.spec.behaviour)
         graph = build_graph(proc)
         reached = {leaf for config in graph.graph.nodes for leaf in config}
         for leaf in proc.leaves():
@@ -553,6 +566,11 @@ class _Checker:
                 continue  # a case may simply rest here
             self.err(("behaviour",), f"no behaviour covers state {leaf}: cases would wait "
                      "there for ever", leaf)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a mapping, else an empty one (shape errors are reported apart)."""
+    return value if isinstance(value, dict) else {}
 
 
 SCENARIO_ATOMIC = frozenset({"after", "lead", "work", "at", "choose", "choose_by_visit",
@@ -610,30 +628,34 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     path = resolve_scenario_path(name_or_path)
     display = str(path)
     raw, files = _read_raw(path, ())
+    problems: list[Problem] = []
+    spec: ScenarioSpec | None = None
     try:
         spec = ScenarioSpec.model_validate(_plain(raw))
     except ValidationError as exc:
-        raise InputError(_pydantic_problems(exc, raw, display)) from None
-    problems: list[Problem] = []
-    if spec.scenario != path.stem:
+        problems.extend(_pydantic_problems(exc, raw, display))
+    declared = raw.get("scenario")
+    if declared != path.stem:
         problems.append(Problem(display, raw.at("scenario")[1], "scenario",
-                                f"must match the file name '{path.stem}'", spec.scenario))
+                                f"must match the file name '{path.stem}'", declared))
     sha = files[-1][1] if len(files) == 1 else hashlib.sha256(
         "".join(f"{Path(f).name}:{h}\n" for f, h in files).encode()).hexdigest()
-    try:
-        if spec.procedure_overrides:
-            overrides = raw["procedure_overrides"]
-            assert isinstance(overrides, LMap)
-            procedure = load_procedure_with_overrides(
-                spec.procedure, overrides, f"{spec.procedure}+{spec.scenario}", path,
-                (display, sha))
-        else:
-            procedure = load_procedure(resolve_procedure_path(spec.procedure, path))
-    except InputError as exc:
-        problems.extend(exc.problems)
-        raise InputError(problems) from None
-    problems.extend(_Checker(spec, procedure, raw, display).run())
-    if problems:
+    procedure = None
+    base = raw.get("procedure")
+    overrides = raw.get("procedure_overrides")
+    if isinstance(base, str):
+        try:
+            if isinstance(overrides, LMap) and overrides:
+                procedure = load_procedure_with_overrides(
+                    base, overrides, f"{base}+{declared}", path, (display, sha))
+            else:
+                procedure = load_procedure(resolve_procedure_path(base, path))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if procedure is not None:
+        problems.extend(_Checker(procedure, raw, display).run())
+    if problems or spec is None or procedure is None:
+        problems.sort(key=lambda p: (p.file != display, p.line or 0))
         raise InputError(problems)
     return Scenario(spec, procedure, path, sha, tuple(files))
 

@@ -297,6 +297,7 @@ class TableMachine:
     # -- compiling --------------------------------------------------------------------------
     @staticmethod
     def _deadline_starts(procedure: Procedure) -> dict[EventRef, tuple[_Start, ...]]:
+        """Per event, the clocks it may start, in procedure order."""
         by_event: dict[EventRef, list[_Start]] = {}
         for d in procedure.deadlines:
             when = None if d.when is None else GUARDS[d.when].fn
@@ -305,6 +306,10 @@ class TableMachine:
 
     @staticmethod
     def _deadline_closes(procedure: Procedure) -> dict[EventRef, dict[str, bool]]:
+        """Per event, the clocks it stops: True when it is their end, False when it cancels.
+
+        Clocks are keyed by deadline id, so ids must be unique (the loader ensures it).
+        """
         ids = [d.id for d in procedure.deadlines]
         if len(set(ids)) != len(ids):
             raise ValueError(f"procedure {procedure.id}: deadline ids are not unique")
@@ -319,6 +324,7 @@ class TableMachine:
         return tuple(s for event in events for s in self._starts_by_event.get(event, ()))
 
     def _node(self, config: Config, targets: Mapping[tuple[Config, str], Config]) -> _Node:
+        """Everything a case in ``config`` may do; ``targets`` are the graph's edges."""
         procedure = self.procedure
         # The same two passes as CompiledProcedure.options: the moves that may fire now
         # (innermost source first), then moves waiting for a state of another region.

@@ -65,8 +65,8 @@ def bad_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_bad_scenario_reports_every_shape_problem_with_lines(tmp_path):
-    """Shape errors (unknown key with a suggestion, bad unit, out-of-range value) together."""
+def test_bad_scenario_reports_every_problem_at_once_with_lines(tmp_path):
+    """Shape errors (unknown key, bad unit, out-of-range value) and unknown names together."""
     with pytest.raises(InputError) as exc:
         load_scenario(bad_file(tmp_path))
     text = "\n".join(str(p) for p in exc.value.problems)
@@ -74,7 +74,11 @@ def test_bad_scenario_reports_every_shape_problem_with_lines(tmp_path):
     assert "did you mean 'referrals_per_year'?" in text
     assert "bad.yaml:14: behaviour.early_help.after.unit" in text
     assert "bad.yaml:18: staffing.social_workers.vacancy_rate" in text
-    assert len(exc.value.problems) == 3
+    assert "bad.yaml:9: behaviour.referral.choose.decide_no_further_acton" in text
+    assert "bad.yaml:10: behaviour.assesment: no such state" in text
+    assert len(exc.value.problems) == 5
+    lines = [p.line for p in exc.value.problems]
+    assert lines == sorted(lines)
 
 
 def test_scenario_naming_unknown_states_and_triggers_is_refused(tmp_path):
@@ -97,7 +101,7 @@ def test_cli_run_on_a_bad_scenario_exits_2_without_traceback(tmp_path):
                                        str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-    assert "3 problems found; nothing was written." in result.output
+    assert "5 problems found; nothing was written." in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -113,3 +117,17 @@ def test_yaml_tags_in_a_scenario_are_refused(tmp_path):
     with pytest.raises(InputError) as exc:
         load_scenario(path)
     assert "tags are not allowed" in str(exc.value)
+
+
+def test_a_problem_in_an_inherited_key_names_the_file_it_was_written_in(tmp_path):
+    """Errors point at the file that holds the key, even through `extends`."""
+    base = tmp_path / "base.yaml"
+    base.write_text((SCENARIO_DIR / "baseline.yaml").read_text().replace(
+        "scenario: baseline", "scenario: base").replace(
+        "choose: {review_due: 1}", "choose: {review_du: 1}"))
+    child = tmp_path / "child.yaml"
+    child.write_text("scenario: child\nextends: base.yaml\ntitle: Child\n")
+    with pytest.raises(InputError) as exc:
+        load_scenario(child)
+    (problem,) = exc.value.problems
+    assert problem.file == str(base) and problem.hint == "review_due"
