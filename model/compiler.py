@@ -186,18 +186,20 @@ class FireResult:
 class Case:
     """One child's case: the model object the machine moves.
 
-    ``state`` is set and changed only by the ``transitions`` machine.
+    ``state`` is set and changed only by the machine the case belongs to (the
+    ``transitions`` machine, or the simulator's transition table).
     """
 
     case_id: str
     facts: dict[str, object] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+    episode: Counter[str] = field(default_factory=Counter)
     clocks: dict[str, RunningDeadline] = field(default_factory=dict)
     state: Any = None
 
     def guard_context(self) -> GuardContext:
         """The view of this case that guards may read."""
-        return GuardContext(facts=self.facts, counts=self.counts)
+        return GuardContext(facts=self.facts, counts=self.counts, episode=self.episode)
 
 
 class CompiledProcedure:
@@ -225,6 +227,7 @@ class CompiledProcedure:
         for d in procedure.deadlines:
             self._deadlines_by_event.setdefault(d.start, []).append(d)
         self._triggers = frozenset(procedure.triggers)
+        self._tops = top_level_states(procedure)
         self._machine = _Machine(
             model=None,
             states=self._hsm_states(),
@@ -381,8 +384,8 @@ class CompiledProcedure:
                 f"machine disagrees with the specification on {trigger!r} from {config}: "
                 f"expected {expected}, machine gave {after}"
             )
-        case.counts[trigger] += 1
         events = events_of(self.procedure, config, after, transition)
+        count_trigger(case, trigger, events, self._tops)
         verdicts: list[DeadlineVerdict] = []
         started: list[str] = []
         for event in events:
@@ -471,6 +474,21 @@ class CompiledProcedure:
     def initial(self) -> Config:
         """The configuration of a new case."""
         return initial_configuration(self.procedure)
+
+
+def top_level_states(procedure: Procedure) -> frozenset[StateId]:
+    """The main flow's top-level stages: entering one starts a new episode of the case."""
+    return frozenset(sid for sid, st in procedure.states.items()
+                     if st.parent is None and st.region is None)
+
+
+def count_trigger(case: Case, trigger: TriggerId, events: tuple[EventRef, ...],
+                  tops: frozenset[StateId]) -> None:
+    """Count a fired trigger in the case's history and in its current episode."""
+    case.counts[trigger] += 1
+    if any(e.kind == "enter" and e.name in tops for e in events):
+        case.episode.clear()
+    case.episode[trigger] += 1
 
 
 class _GuardCondition:

@@ -17,10 +17,18 @@ from model.types import GuardId
 
 @dataclass(frozen=True, slots=True)
 class GuardContext:
-    """What a guard may look at: the case's facts and how often each trigger has fired."""
+    """What a guard may look at: the case's facts and how often each trigger has fired.
+
+    Attributes:
+        facts: What is recorded about the child and family.
+        counts: How often each trigger has fired in the case's whole history.
+        episode: How often each trigger has fired since the case last entered a top-level
+            stage of the main flow (e.g. reviews within the current plan).
+    """
 
     facts: Mapping[str, object] = field(default_factory=dict)
     counts: Mapping[str, int] = field(default_factory=dict)
+    episode: Mapping[str, int] = field(default_factory=dict)
 
 
 GuardFn = Callable[[GuardContext], bool]
@@ -42,8 +50,10 @@ def _extended_notice(ctx: GuardContext) -> bool:
 
 
 def _designated_review_due(ctx: GuardContext) -> bool:
-    # The 4th review conference is the designated one (NCL-7.1.5): three reviews already held.
-    return ctx.counts.get("review_opens", 0) + ctx.counts.get("designated_review_opens", 0) == 3
+    # The 4th review conference of the current plan is the designated one (NCL-7.1.5):
+    # three reviews already held since the plan started.
+    held = ctx.episode.get("review_opens", 0) + ctx.episode.get("designated_review_opens", 0)
+    return held == 3
 
 
 def _good_practice(ctx: GuardContext) -> bool:
@@ -77,7 +87,8 @@ _REGISTRY: tuple[Guard, ...] = (
     Guard(
         "designated_review_due",
         _designated_review_due,
-        "Three review conferences have been held, so the next one is the 4th (designated).",
+        "Three review conferences of this plan have been held, so the next is the 4th "
+        "(designated).",
     ),
     Guard(
         "ordinary_review_due",

@@ -1,21 +1,23 @@
-"""Run a scenario's replications (in parallel if asked) into a results folder, loss-free.
+"""Run replications (in local processes or on Dask) into results folders, loss-free.
 
 Each replication runs from its own seed stream, so the results do not depend on how many
-worker processes run them. A finished replication is written at once (atomically: temporary
-file, then rename), keyed by a content hash of everything that determines it; re-running
-the same command after an interruption reuses every finished replication and recomputes
-only the rest. A replication file that is unreadable or has the wrong key is redone.
+workers run them, nor where. A finished replication is written at once (atomically:
+temporary file, then rename), keyed by a content hash of everything that determines it;
+re-running the same command after an interruption reuses every finished replication and
+recomputes only the rest. A replication file that is unreadable or has the wrong key is
+redone, never used.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import multiprocessing as mp
 import os
 import platform
 import queue
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -29,19 +31,19 @@ from simulations.engine import Engine, Machine
 from simulations.eventlog import EventLogWriter
 from simulations.kpi import Kpi, compute_kpis, kpis_csv, kpis_markdown
 from simulations.observers import InvariantMonitor, Observer
-from simulations.scenario import Scenario, load_scenario
+from simulations.scenario import OVERRIDE_SOURCE, Scenario, load_scenario, overrides_digest
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 """Bumped whenever the engine's behaviour changes, so stored replications are not reused."""
 
 MachineKind = Literal["table", "transitions"]
-ProgressFn = Callable[[int, float], None]
-"""Called with (replication, simulated days reached)."""
+ProgressFn = Callable[["Job", float], None]
+"""Called with (job, simulated days reached)."""
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything besides the scenario file that decides a run's numbers."""
+    """Everything besides the scenario that decides a run's numbers."""
 
     replications: int
     seed: int
@@ -51,7 +53,7 @@ class RunSettings:
     event_log: bool = True
 
     def for_scenario(self, scenario: Scenario) -> Scenario:
-        """The scenario with this run's horizon and warm-up."""
+        """The scenario with this run's horizon, warm-up, replications and seed."""
         run = scenario.spec.run.model_copy(update={
             "horizon_days": self.horizon_days, "warm_up_days": self.warm_up_days,
             "replications": self.replications, "seed": self.seed})
@@ -79,6 +81,7 @@ def replication_key(scenario: Scenario, settings: RunSettings, replication: int)
         "horizon_days": settings.horizon_days,
         "warm_up_days": settings.warm_up_days,
         "machine": settings.machine,
+        "event_log": settings.event_log,
         "replication": replication,
         "engine": ENGINE_VERSION,
     }, sort_keys=True)
@@ -121,8 +124,8 @@ def load_replication(out: Path, replication: int, key: str) -> dict[str, Any] | 
 
 
 def run_replication(scenario: Scenario, settings: RunSettings, replication: int, out: Path,
-                    progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Run one replication, store it, and return its record."""
+                    progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Run one replication, store it (event log first, then the record), return the record."""
     sc = settings.for_scenario(scenario)
     machine, calendar = make_machine(sc, settings.machine)
     observers: list[Observer] = [InvariantMonitor(sc.procedure)]
@@ -131,7 +134,7 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
         log = EventLogWriter(out / "events" / f"rep-{replication:04d}.parquet", replication,
                              sc.spec.run.start_date)
         observers.append(log)
-    tick = None if progress is None else (lambda hours: progress(replication, hours / 24.0))
+    tick = None if progress is None else (lambda hours: progress(hours / 24.0))
     engine = Engine(sc, machine, calendar, replication, settings.seed, observers, tick)
     try:
         record = engine.run().to_json()
@@ -144,12 +147,48 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
     key = replication_key(scenario, settings, replication)
     write_atomic(_rep_path(out, replication),
                  json.dumps({"key": key, "record": record}, sort_keys=True))
-    if progress is not None:
-        progress(replication, float(settings.horizon_days))
     return record
 
 
-# -- worker processes ------------------------------------------------------------------------
+# -- jobs ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One replication of one scenario (with command-line overrides) into one folder.
+
+    Plain, picklable data: a worker process or a Dask worker rebuilds the scenario from it.
+    """
+
+    scenario_path: str
+    overrides: tuple[tuple[str, Any], ...]
+    settings: RunSettings
+    replication: int
+    out: str
+
+    def scenario(self) -> Scenario:
+        """Load the job's scenario (validated as always)."""
+        return load_scenario(self.scenario_path, dict(self.overrides) or None)
+
+
+def jobs_for(scenario: Scenario, settings: RunSettings, out: Path) -> list[Job]:
+    """The jobs of every replication of ``scenario`` into ``out``."""
+    overrides = tuple(sorted(scenario.overrides.items()))
+    return [Job(str(scenario.path), overrides, settings, rep, str(out))
+            for rep in range(settings.replications)]
+
+
+def stored(job: Job, scenario: Scenario) -> dict[str, Any] | None:
+    """The job's stored record, when complete and made from the same inputs."""
+    out = Path(job.out)
+    record = load_replication(out, job.replication,
+                              replication_key(scenario, job.settings, job.replication))
+    if record is None:
+        return None
+    if job.settings.event_log and not (
+            out / "events" / f"rep-{job.replication:04d}.parquet").is_file():
+        return None
+    return record
+
+
 _QUEUE: Any = None
 
 
@@ -158,17 +197,139 @@ def _init_worker(progress_queue: Any) -> None:
     _QUEUE = progress_queue
 
 
-def _worker(scenario_path: str, settings: RunSettings, replication: int, out: str) -> int:
-    scenario = load_scenario(scenario_path)
-
-    def report(rep: int, days: float) -> None:
+def _run_job(job: Job) -> Job:
+    """Worker entry point: run and store one job (progress goes to the parent's queue)."""
+    def report(days: float) -> None:
         if _QUEUE is not None:
-            _QUEUE.put((rep, days))
+            _QUEUE.put((job, days))
 
-    run_replication(scenario, settings, replication, Path(out), report)
-    return replication
+    run_replication(job.scenario(), job.settings, job.replication, Path(job.out), report)
+    return job
 
 
+def _run_job_dask(job: Job) -> dict[str, Any]:
+    """Dask task: run and store one job, and return its record."""
+    return run_replication(job.scenario(), job.settings, job.replication, Path(job.out))
+
+
+def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 1,
+            dask: str | None = None, progress: ProgressFn | None = None,
+            on_done: Callable[[Job, bool], None] | None = None) -> dict[Job, dict[str, Any]]:
+    """Run every job not already stored; return every job's record.
+
+    Args:
+        jobs: The replications to have.
+        scenarios: Each job's loaded scenario (to check what is stored).
+        workers: Local worker processes (1 runs here, in this process).
+        dask: A Dask scheduler address, or ``local`` to start a local cluster; None for
+            local processes.
+        progress: Called with (job, simulated days reached).
+        on_done: Called with (job, reused) as each job is finished or found stored.
+
+    Raises:
+        KeyboardInterrupt: after stopping the workers; every finished job stays stored.
+    """
+    records: dict[Job, dict[str, Any]] = {}
+    todo: list[Job] = []
+    for job in jobs:
+        found = stored(job, scenarios[job])
+        if found is not None:
+            records[job] = found
+            if on_done is not None:
+                on_done(job, True)
+        else:
+            todo.append(job)
+    if not todo:
+        return records
+    if dask is not None:
+        _execute_dask(todo, dask, records, on_done)
+    elif workers <= 1 or len(todo) <= 1:
+        for job in todo:
+            tick = None if progress is None else (lambda days, j=job: progress(j, days))
+            records[job] = run_replication(scenarios[job], job.settings, job.replication,
+                                           Path(job.out), tick)
+            if on_done is not None:
+                on_done(job, False)
+    else:
+        _execute_local(todo, scenarios, workers, records, progress, on_done)
+    return records
+
+
+def _execute_local(todo: Sequence[Job], scenarios: dict[Job, Scenario], workers: int,
+                   records: dict[Job, dict[str, Any]], progress: ProgressFn | None,
+                   on_done: Callable[[Job, bool], None] | None) -> None:
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    progress_queue = ctx.Queue()
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+                               initializer=_init_worker, initargs=(progress_queue,))
+    pending: set[Future[Job]] = set()
+    try:
+        for job in todo:
+            pending.add(pool.submit(_run_job, job))
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(progress_queue, progress)
+            for fut in done:
+                job = fut.result()
+                record = stored(job, scenarios[job])
+                assert record is not None, f"{job} finished but was not stored"
+                records[job] = record
+                if on_done is not None:
+                    on_done(job, False)
+        _drain(progress_queue, progress)
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        raise
+    pool.shutdown()
+
+
+def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str, Any]],
+                  on_done: Callable[[Job, bool], None] | None) -> None:
+    try:
+        # imported by name: Dask is an optional extra (and untyped)
+        distributed: Any = importlib.import_module("dask.distributed")
+    except ImportError:
+        from model.errors import InputError, Problem
+
+        raise InputError([Problem("--dask", None, "", "Dask is not installed: install the "
+                                  "optional extra, pip install 'cp-procedure-sim[dask]'")]
+                         ) from None
+    cluster = None
+    if address == "local":
+        cluster = distributed.LocalCluster(n_workers=min(2, os.cpu_count() or 1),
+                                           threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
+    else:
+        client = distributed.Client(address)
+    try:
+        futures = {client.submit(_run_job_dask, job, pure=False): job for job in todo}
+        for fut in distributed.as_completed(futures):
+            job = futures[fut]
+            records[job] = fut.result()
+            if on_done is not None:
+                on_done(job, False)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _drain(progress_queue: Any, progress: ProgressFn | None) -> None:
+    while True:
+        try:
+            job, days = progress_queue.get_nowait()
+        except queue.Empty:
+            return
+        if progress is not None:
+            progress(job, days)
+
+
+# -- one scenario ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunResult:
     """What a run produced: where, which replications were reused, and the KPIs."""
@@ -199,6 +360,7 @@ def run_metadata(scenario: Scenario, settings: RunSettings) -> dict[str, Any]:
         "scenario_file": str(scenario.path),
         "scenario_sha256": scenario.sha256,
         "scenario_files": [{"file": f, "sha256": h} for f, h in scenario.files],
+        "overrides": json.loads(overrides_digest(scenario.overrides)),
         "procedure": scenario.procedure.id,
         "procedure_sha256": content_hash(scenario.procedure),
         "procedure_files": [{"file": f, "sha256": h} for f, h in scenario.procedure.files],
@@ -213,9 +375,32 @@ def run_metadata(scenario: Scenario, settings: RunSettings) -> dict[str, Any]:
     }
 
 
+def prepare_folder(scenario: Scenario, settings: RunSettings, out: Path) -> None:
+    """Write a results folder's metadata and input copies (before any replication)."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "metadata.json",
+                 json.dumps(run_metadata(scenario, settings), indent=2, sort_keys=True))
+    for file, _sha in scenario.files or ((str(scenario.path), scenario.sha256),):
+        if file == OVERRIDE_SOURCE:
+            continue
+        source = Path(file)
+        write_atomic(out / "inputs" / source.name, source.read_text(encoding="utf-8"))
+
+
+def finish_folder(scenario: Scenario, records: Iterable[dict[str, Any]], out: Path,
+                  ) -> tuple[tuple[dict[str, Any], ...], list[Kpi]]:
+    """Compute the KPIs of a folder's records and write its tables."""
+    ordered = tuple(sorted(records, key=lambda r: r["replication"]))
+    kpis = compute_kpis(ordered, scenario.procedure)
+    write_atomic(out / "kpis.csv", kpis_csv(kpis))
+    write_atomic(out / "kpis.md", f"# KPIs: {scenario.name}\n\n" + kpis_markdown(kpis))
+    return ordered, kpis
+
+
 def run_scenario(scenario: Scenario, settings: RunSettings, out: Path, workers: int = 1,
-                 progress: ProgressFn | None = None,
-                 on_replication: Callable[[int, bool], None] | None = None) -> RunResult:
+                 progress: Callable[[int, float], None] | None = None,
+                 on_replication: Callable[[int, bool], None] | None = None,
+                 dask: str | None = None) -> RunResult:
     """Run (or finish) every replication, then write metadata and KPI tables.
 
     Args:
@@ -225,82 +410,23 @@ def run_scenario(scenario: Scenario, settings: RunSettings, out: Path, workers: 
         workers: Worker processes (1 runs in this process).
         progress: Called with (replication, simulated days) as replications advance.
         on_replication: Called with (replication, reused) when one is finished.
+        dask: A Dask scheduler address or ``local`` (default: local processes).
 
     Raises:
         KeyboardInterrupt: after stopping the workers; every finished replication is kept.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "metadata.json",
-                 json.dumps(run_metadata(scenario, settings), indent=2, sort_keys=True))
-    for file, _sha in scenario.files or ((str(scenario.path), scenario.sha256),):
-        source = Path(file)
-        write_atomic(out / "inputs" / source.name, source.read_text(encoding="utf-8"))
-    records: dict[int, dict[str, Any]] = {}
+    prepare_folder(scenario, settings, out)
+    jobs = jobs_for(scenario, settings, out)
     reused: list[int] = []
-    todo: list[int] = []
-    for rep in range(settings.replications):
-        found = load_replication(out, rep, replication_key(scenario, settings, rep))
-        if found is not None and (not settings.event_log or (
-                out / "events" / f"rep-{rep:04d}.parquet").is_file()):
-            records[rep] = found
-            reused.append(rep)
-            if on_replication is not None:
-                on_replication(rep, True)
-        else:
-            todo.append(rep)
-    if workers <= 1 or len(todo) <= 1:
-        for rep in todo:
-            records[rep] = run_replication(scenario, settings, rep, out, progress)
-            if on_replication is not None:
-                on_replication(rep, False)
-    else:
-        _run_parallel(scenario, settings, out, todo, workers, records, progress,
-                      on_replication)
-    ordered = tuple(records[r] for r in sorted(records))
-    kpis = compute_kpis(ordered, scenario.procedure)
-    write_atomic(out / "kpis.csv", kpis_csv(kpis))
-    write_atomic(out / "kpis.md", f"# KPIs: {scenario.name}\n\n" + kpis_markdown(kpis))
-    return RunResult(out, ordered, tuple(kpis), tuple(reused), tuple(todo))
 
+    def done(job: Job, was_reused: bool) -> None:
+        if was_reused:
+            reused.append(job.replication)
+        if on_replication is not None:
+            on_replication(job.replication, was_reused)
 
-def _run_parallel(scenario: Scenario, settings: RunSettings, out: Path, todo: Sequence[int],
-                  workers: int, records: dict[int, dict[str, Any]],
-                  progress: ProgressFn | None,
-                  on_replication: Callable[[int, bool], None] | None) -> None:
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    progress_queue = ctx.Queue()
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                               initializer=_init_worker, initargs=(progress_queue,))
-    pending: set[Future[int]] = set()
-    try:
-        for rep in todo:
-            pending.add(pool.submit(_worker, str(scenario.path), settings, rep, str(out)))
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(progress_queue, progress)
-            for fut in done:
-                rep = fut.result()
-                record = load_replication(out, rep, replication_key(scenario, settings, rep))
-                assert record is not None, f"replication {rep} was not stored"
-                records[rep] = record
-                if on_replication is not None:
-                    on_replication(rep, False)
-        _drain(progress_queue, progress)
-    except BaseException:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()
-        raise
-    pool.shutdown()
-
-
-def _drain(progress_queue: Any, progress: ProgressFn | None) -> None:
-    while True:
-        try:
-            rep, days = progress_queue.get_nowait()
-        except queue.Empty:
-            return
-        if progress is not None:
-            progress(rep, days)
+    tick = None if progress is None else (lambda job, days: progress(job.replication, days))
+    records = execute(jobs, dict.fromkeys(jobs, scenario), workers, dask, tick, done)
+    ordered, kpis = finish_folder(scenario, records.values(), out)
+    computed = tuple(j.replication for j in jobs if j.replication not in reused)
+    return RunResult(out, ordered, tuple(kpis), tuple(sorted(reused)), computed)

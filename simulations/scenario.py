@@ -10,10 +10,11 @@ names must exist there). Every problem is reported at once with file, line, fiel
 from __future__ import annotations
 
 import hashlib
+import json
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -303,7 +304,9 @@ class Scenario:
         procedure: The procedure it runs (with any overrides applied).
         path: The scenario file.
         sha256: Content hash of the scenario file (with every file it extends).
-        files: Each file that went into the scenario with its SHA-256.
+        files: Each file that went into the scenario with its SHA-256 (and the
+            command-line overrides' hash).
+        overrides: Dotted fields set from the command line (a sweep's grid point).
     """
 
     spec: ScenarioSpec
@@ -311,6 +314,7 @@ class Scenario:
     path: Path
     sha256: str
     files: tuple[tuple[str, str], ...] = ()
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -616,11 +620,42 @@ def _read_raw(path: Path, stack: tuple[Path, ...]) -> tuple[LMap, list[tuple[str
     return merge(base_raw, over, SCENARIO_ATOMIC), base_files + files
 
 
-def load_scenario(name_or_path: str | Path) -> Scenario:
+OVERRIDE_SOURCE = "command line"
+"""The "file" named by problems in values set from the command line (``--vary``)."""
+
+
+def _apply_override(raw: LMap, dotted: str, value: Any) -> Problem | None:
+    """Set ``dotted`` (e.g. ``staffing.social_workers.establishment_fte``) in ``raw``."""
+    parts = dotted.split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = LMap(OVERRIDE_SOURCE, 0)
+            node[part] = child
+            node.where[part] = (OVERRIDE_SOURCE, 0)
+        if not isinstance(child, LMap):
+            return Problem(OVERRIDE_SOURCE, None, ".".join(parts[:depth + 1]),
+                           "is not a mapping, so nothing inside it can be set", dotted)
+        node = child
+    node[parts[-1]] = value
+    node.where[parts[-1]] = (OVERRIDE_SOURCE, 0)
+    return None
+
+
+def overrides_digest(overrides: Mapping[str, Any]) -> str:
+    """A stable text form of command-line overrides, for hashing and metadata."""
+    return json.dumps(dict(sorted(overrides.items())), sort_keys=True, default=str)
+
+
+def load_scenario(name_or_path: str | Path,
+                  overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Load, validate and freeze a scenario by shipped name or path.
 
     A scenario may ``extends: OTHER`` and override only what differs (mappings merge key
-    by key; durations and branch tables are replaced whole).
+    by key; durations and branch tables are replaced whole). ``overrides`` set dotted
+    fields (``demand.referrals_per_year``) after the files are merged, as a sweep does;
+    the result is validated like any scenario.
 
     Raises:
         InputError: every problem found, each with file, line, field and value.
@@ -628,6 +663,13 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     path = resolve_scenario_path(name_or_path)
     display = str(path)
     raw, files = _read_raw(path, ())
+    for dotted, value in (overrides or {}).items():
+        trouble = _apply_override(raw, dotted, value)
+        if trouble is not None:
+            raise InputError([trouble])
+    if overrides:
+        files = [*files, (OVERRIDE_SOURCE, hashlib.sha256(
+            overrides_digest(overrides).encode()).hexdigest())]
     problems: list[Problem] = []
     spec: ScenarioSpec | None = None
     try:
@@ -657,7 +699,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     if problems or spec is None or procedure is None:
         problems.sort(key=lambda p: (p.file != display, p.line or 0))
         raise InputError(problems)
-    return Scenario(spec, procedure, path, sha, tuple(files))
+    return Scenario(spec, procedure, path, sha, tuple(files), dict(overrides or {}))
 
 
 def _plain(value: Any) -> Any:

@@ -32,6 +32,8 @@ from model.compiler import (
     RunningDeadline,
     Step,
     UnknownTrigger,
+    count_trigger,
+    top_level_states,
 )
 from model.graph import (
     Config,
@@ -281,6 +283,7 @@ class TableMachine:
             CachedCalendar(calendar) if type(calendar) is WorkingCalendar else calendar
         )
         self._known_triggers = frozenset(procedure.triggers)
+        self._tops = top_level_states(procedure)
         self._starts_by_event = self._deadline_starts(procedure)
         self._closes_by_event = self._deadline_closes(procedure)
 
@@ -453,7 +456,7 @@ class TableMachine:
             raise self._blocked(case, node, trigger, offered.first)
 
         case.state = move.target
-        case.counts[trigger] += 1
+        count_trigger(case, trigger, move.events, self._tops)
         verdicts: tuple[DeadlineVerdict, ...] = ()
         if move.closes and case.clocks:
             verdicts = self._close_clocks(case, move.closes, at)

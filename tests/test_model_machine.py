@@ -135,3 +135,33 @@ def test_region_transition_waits_for_main_flow():
     walk(machine, case, TO_ICPC)
     machine.fire(case, "start_informal", 60.0)
     assert machine.configuration(case)[1] == "resolution.informal"
+
+
+def test_designated_review_is_the_fourth_review_of_the_current_plan():
+    """NCL-7.1.5 counts reviews within a plan: a second plan starts counting again."""
+    from datetime import date
+
+    from model.calendar import WorkingCalendar
+    from model.compiler import CompiledProcedure
+    from model.loader import load_procedure
+
+    machine = CompiledProcedure(load_procedure("west-midlands-2014"),
+                                WorkingCalendar(date(2025, 4, 1)))
+    case, _ = machine.new_case("d")
+    to_plan = ["decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
+               "book_icpc", "proceed_to_icpc", "invitations_sent", "icpc_opens",
+               "plan_agreed", "start_cp_plan"]
+    review = ["review_due", "review_opens", "review_plan_agreed"]
+    t = 0.0
+    for trig in to_plan + review + ["continue_plan"] + review + ["end_plan_close",
+                                                                 "re_referral"] + to_plan:
+        t += 1.0
+        machine.fire(case, trig, t)
+    for _ in range(3):
+        for trig in [*review, "continue_plan"]:
+            t += 1.0
+            machine.fire(case, trig, t)
+    machine.fire(case, "review_due", t + 1)
+    assert "designated_review_opens" in machine.allowed_triggers(case)
+    assert "review_opens" not in machine.allowed_triggers(case)
+    assert case.counts["review_opens"] == 5 and case.episode["review_opens"] == 3

@@ -153,6 +153,7 @@ class Pair:
         assert self.ref.allowed_triggers(ref) == self.fast.allowed_triggers(fast)
         assert self.ref.options(ref) == self.fast.options(fast)
         assert ref.counts == fast.counts
+        assert ref.episode == fast.episode
         assert list(ref.clocks) == list(fast.clocks)  # same ids, same order
         assert ref.clocks == fast.clocks  # same deadlines, start, due and earliest times
         assert self.ref.overdue(ref, self.now) == self.fast.overdue(fast, self.now)
