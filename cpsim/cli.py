@@ -116,99 +116,328 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+class _Progress:
+    """A tqdm bar over simulated days of many jobs (replications, grid points), with ETA."""
+
+    def __init__(self, total_days: float, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total_days, unit="sim-day", desc=desc, file=sys.stderr,
+                        dynamic_ncols=True)
+        self.reached: dict[object, float] = {}
+        self.horizon: dict[object, float] = {}
+
+    def days(self, key: object, days: float, horizon: float) -> None:
+        """Job ``key`` has simulated ``days`` of ``horizon``."""
+        before = self.reached.get(key, 0.0)
+        days = min(days, horizon)
+        if days > before:
+            self.reached[key] = days
+            self.bar.update(days - before)
+
+    def close(self) -> None:
+        """Finish the bar."""
+        self.bar.close()
+
+
+def _simulation_errors(func: F) -> F:
+    """Map simulation outcomes to exit codes.
+
+    An invariant violation exits 1 with the case's trace; a stuck scenario exits 2; Ctrl-C
+    exits 130, saying that finished work is kept.
+    """
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from simulations.engine import SimulationStuck
+        from simulations.observers import InvariantViolated
+
+        try:
+            return func(*args, **kwargs)
+        except InvariantViolated as exc:
+            click.echo(f"\ninvariant violated; the run stopped:\n{exc}", err=True)
+            sys.exit(1)
+        except SimulationStuck as exc:
+            click.echo(f"\nerror: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: every finished replication is kept on disk; run the "
+                       "same command again to finish the rest.", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _run_options(func: F) -> F:
+    """Options shared by run, compare and sweep."""
+    options = [
+        click.option("--replications", "-r", type=click.IntRange(min=1), default=None,
+                     help="Replications (default: the scenario's own)."),
+        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     help="Root seed (default: the scenario's own)."),
+        click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+                     help="Worker processes (default: all cores)."),
+        click.option("--dask", default=None, metavar="ADDRESS",
+                     help="Run on a Dask cluster: a scheduler address, or 'local' to start "
+                          "a local cluster (needs the 'dask' extra)."),
+        click.option("--horizon-days", type=click.IntRange(min=1), default=None,
+                     help="Override the simulated horizon (days)."),
+        click.option("--warm-up-days", type=click.IntRange(min=0), default=None,
+                     help="Override the warm-up (days)."),
+        click.option("--machine", type=click.Choice(["table", "transitions"]),
+                     default="table", show_default=True,
+                     help="The compiled transition table (fast) or the transitions machine."),
+        click.option("--no-event-log", is_flag=True, help="Do not write Parquet event logs."),
+        click.option("--no-report", is_flag=True, help="Write tables only, no HTML report."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(sc: Any, replications: int | None, seed: int | None, horizon_days: int | None,
+              warm_up_days: int | None, machine: str, no_event_log: bool) -> Any:
+    from simulations.runner import settings_for
+
+    settings = settings_for(sc, replications, seed, horizon_days, warm_up_days,
+                            machine,  # type: ignore[arg-type]
+                            event_log=not no_event_log)
+    if settings.warm_up_days >= settings.horizon_days:
+        raise click.UsageError("--warm-up-days must be shorter than the horizon")
+    return settings
+
+
+def _workers(workers: int | None) -> int:
+    import os
+
+    return workers or os.cpu_count() or 1
+
+
 @main.command()
 @click.argument("scenario")
-@click.option("--replications", "-r", type=click.IntRange(min=1), default=None,
-              help="Replications (default: the scenario's own).")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="Root seed (default: the scenario's own).")
-@click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: all cores).")
+@_run_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Results folder (default: out/SCENARIO).")
-@click.option("--horizon-days", type=click.IntRange(min=1), default=None,
-              help="Override the simulated horizon (days).")
-@click.option("--warm-up-days", type=click.IntRange(min=0), default=None,
-              help="Override the warm-up (days).")
-@click.option("--machine", type=click.Choice(["table", "transitions"]), default="table",
-              show_default=True,
-              help="The compiled transition table (fast) or the transitions machine itself.")
-@click.option("--no-event-log", is_flag=True, help="Do not write the Parquet event log.")
-@click.option("--no-report", is_flag=True, help="Write tables only, not the HTML report.")
+@click.option("--precision", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Add replications until every headline KPI's 95% half-width is below "
+                   "this (e.g. 0.02 = 2 percentage points).")
+@click.option("--max-replications", type=click.IntRange(min=1), default=50, show_default=True,
+              help="The most replications --precision may run.")
 @_input_errors
+@_simulation_errors
 def run(scenario: str, replications: int | None, seed: int | None, workers: int | None,
-        out: Path | None, horizon_days: int | None, warm_up_days: int | None, machine: str,
-        no_event_log: bool, no_report: bool) -> None:
+        dask: str | None, horizon_days: int | None, warm_up_days: int | None, machine: str,
+        no_event_log: bool, no_report: bool, out: Path | None, precision: float | None,
+        max_replications: int) -> None:
     """Simulate SCENARIO (a shipped name or a path) and write a results folder.
 
     Shows a progress bar, prints the KPI summary, and writes run metadata, the event log
     (Parquet), KPI tables (CSV, Markdown) and an HTML report. Interrupted runs keep every
     finished replication; the same command picks up where it stopped.
     """
-    import os
-
-    from tqdm import tqdm
-
+    from simulations.experiments import run_to_precision
     from simulations.kpi import headline_summary
-    from simulations.runner import run_scenario, settings_for
+    from simulations.runner import run_scenario
     from simulations.scenario import load_scenario
 
     sc = load_scenario(scenario)
-    settings = settings_for(sc, replications, seed, horizon_days, warm_up_days,
-                            machine,  # type: ignore[arg-type]
-                            event_log=not no_event_log)
-    if settings.warm_up_days >= settings.horizon_days:
-        raise click.UsageError("--warm-up-days must be shorter than the horizon")
+    settings = _settings(sc, replications, seed, horizon_days, warm_up_days, machine,
+                         no_event_log)
     target = out or Path("out") / sc.name
-    n_workers = workers or os.cpu_count() or 1
-    reached: dict[int, float] = {}
-    bar = tqdm(total=settings.replications * settings.horizon_days, unit="sim-day",
-               desc=f"{sc.name} ({settings.replications} replications)", file=sys.stderr,
-               dynamic_ncols=True)
-
-    def progress(rep: int, days: float) -> None:
-        before = reached.get(rep, 0.0)
-        days = min(days, float(settings.horizon_days))
-        if days > before:
-            reached[rep] = days
-            bar.update(days - before)
-
-    def finished(rep: int, was_reused: bool) -> None:
-        progress(rep, float(settings.horizon_days))
-
-    from simulations.engine import SimulationStuck
-    from simulations.observers import InvariantViolated
-
+    horizon = float(settings.horizon_days)
+    reps = max_replications if precision is not None else settings.replications
+    bar = _Progress(reps * horizon, f"{sc.name}")
     try:
-        result = run_scenario(sc, settings, target, n_workers, progress, finished)
-    except InvariantViolated as exc:
+        if precision is None:
+            result = run_scenario(sc, settings, target, _workers(workers),
+                                  lambda rep, days: bar.days(rep, days, horizon),
+                                  lambda rep, _reused: bar.days(rep, horizon, horizon), dask)
+            note = ""
+        else:
+            def batch(n: int, kpi: str, width: float) -> None:
+                bar.bar.write(f"{n} replications: widest headline half-width {width:.4f} "
+                              f"({kpi})")
+
+            reached = run_to_precision(
+                sc, settings, target, precision, max_replications, _workers(workers), dask,
+                lambda rep, days: bar.days(rep, days, horizon),
+                lambda rep, _reused: bar.days(rep, horizon, horizon), batch)
+            result = reached.run
+            kpi, width = reached.widest
+            note = (f"\nprecision {precision:g}: "
+                    + (f"reached with {reached.replications} replications"
+                       if reached.reached else
+                       f"NOT reached at the maximum of {reached.replications} replications")
+                    + f" (widest 95% half-width {width:.4f}, {kpi}; "
+                    f"{len(reached.headline)} headline KPIs)")
+    finally:
         bar.close()
-        click.echo(f"invariant violated; the run stopped:\n{exc}", err=True)
-        sys.exit(1)
-    except SimulationStuck as exc:
-        bar.close()
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        bar.close()
-        kept = len(list((target / "replications").glob("rep-*.json")))
-        click.echo(f"interrupted: {kept} finished replication(s) kept in {target}; run the "
-                   "same command again to finish the rest.", err=True)
-        sys.exit(130)
-    bar.close()
     rows = headline_summary(result.kpis)
     width = max(len(r[0]) for r in rows)
-    click.echo(f"\n{sc.name}: {settings.replications} replications, seed {settings.seed}, "
+    click.echo(f"\n{sc.name}: {len(result.records)} replications, seed {settings.seed}, "
                f"{settings.horizon_days} days ({settings.warm_up_days} warm-up)"
                + (f"; reused {len(result.reused)} stored" if result.reused else ""))
     for label, mean, ci in rows:
         click.echo(f"  {label:<{width}}  {mean:>10}  [{ci}]")
+    if note:
+        click.echo(note)
     if not no_report:
         from reports.report import build_report
 
-        path = build_report(target)
-        click.echo(f"\nreport: {path}")
+        click.echo(f"\nreport: {build_report(target)}")
     click.echo(f"results: {target}")
+
+
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@_run_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Comparison folder (default: out/compare/A-vs-B).")
+@_input_errors
+@_simulation_errors
+def compare(a: str, b: str, replications: int | None, seed: int | None, workers: int | None,
+            dask: str | None, horizon_days: int | None, warm_up_days: int | None,
+            machine: str, no_event_log: bool, no_report: bool, out: Path | None) -> None:
+    """What does a change do? Run A and B with the same seed and compare every KPI.
+
+    A and B are scenarios or procedures (a procedure runs on the baseline scenario). Both
+    share common random numbers; each KPI is shown for A and B with the difference (B - A)
+    and its 95% interval, flagged when the interval excludes zero. The structural diff of
+    the two procedures and both `check` verdicts come first.
+    """
+    from model.check import check_procedure, format_report
+    from model.diff import diff_procedures, format_diff
+    from model.errors import InputError
+    from simulations.experiments import compare as run_compare
+    from simulations.experiments import resolve_subject, subject_name
+
+    problems = []
+    subjects = []
+    for ref in (a, b):
+        try:
+            subjects.append(resolve_subject(ref))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    sa, sb = subjects
+    settings = _settings(sa, replications, seed, horizon_days, warm_up_days, machine,
+                         no_event_log)
+    name_a, name_b = subject_name(sa), subject_name(sb)
+    checks = [(name_a, check_procedure(sa.procedure)), (name_b, check_procedure(sb.procedure))]
+    for name, rep in sorted(checks, key=lambda c: c[1].ok):
+        verdict = "PASS" if rep.ok else "FAIL"
+        click.echo(f"check {name}: {verdict}")
+        if not rep.ok:
+            click.echo("\n".join("  " + line for line in format_report(rep).splitlines()[1:]))
+    click.echo(f"\nstructural diff ({name_a} -> {name_b}):")
+    click.echo("\n".join("  " + line for line in
+                          format_diff(diff_procedures(sa.procedure, sb.procedure)).splitlines()))
+    target = out or Path("out") / "compare" / f"{name_a}-vs-{name_b}"
+    horizon = float(settings.horizon_days)
+    bar = _Progress(2 * settings.replications * horizon, f"{name_a} vs {name_b}")
+    try:
+        result = run_compare(sa, sb, settings, target, _workers(workers), dask,
+                             lambda job, days: bar.days(job, days, horizon),
+                             lambda job, _reused: bar.days(job, horizon, horizon))
+    finally:
+        bar.close()
+    flagged = [d for d in result.diffs if d.significant]
+    click.echo(f"\n{result.b_name} vs {result.a_name}: {len(flagged)} of {len(result.diffs)} "
+               f"KPIs differ (95% interval of B - A excludes 0); same seed "
+               f"{settings.seed}, {settings.replications} replications")
+    for d in sorted(flagged, key=lambda d: (d.group != "deadline", -abs(d.diff))):
+        click.echo(f"  {d.label}: {_value(d.unit, d.a.mean)} -> {_value(d.unit, d.b.mean)}"
+                   f"  ({_value(d.unit, d.diff, signed=True)}, 95% CI "
+                   f"{_value(d.unit, d.low, signed=True)} to "
+                   f"{_value(d.unit, d.high, signed=True)})")
+    if not no_report:
+        from reports.compare import build_compare_report
+
+        click.echo(f"\nreport: {build_compare_report(target)}")
+    click.echo(f"results: {target}")
+
+
+def _value(unit: str, x: float, signed: bool = False) -> str:
+    import math
+
+    if math.isnan(x):
+        return "–"
+    if unit == "share":
+        return f"{100 * x:+.1f} pts" if signed else f"{100 * x:.1f}%"
+    return f"{x:+.2f}" if signed else f"{x:.2f}"
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--vary", "varies", multiple=True, required=True, metavar="PATH=VALUES",
+              help="A numeric scenario field and its values: a list (3000,4100,5000) or a "
+                   "range (30..60:5). Repeat for a grid; the first is the one minimised.")
+@click.option("--target", default=None, metavar="KPI>=X",
+              help="A KPI goal, e.g. icpc_held>=0.95 (a deadline id means its share met).")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.9,
+              show_default=True, help="Confidence that the target is met.")
+@_run_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Sweep folder (default: out/sweep/SCENARIO).")
+@_input_errors
+@_simulation_errors
+def sweep(scenario: str, varies: tuple[str, ...], target: str | None, confidence: float,
+          replications: int | None, seed: int | None, workers: int | None, dask: str | None,
+          horizon_days: int | None, warm_up_days: int | None, machine: str,
+          no_event_log: bool, no_report: bool, out: Path | None) -> None:
+    """How many staff? Run SCENARIO over a grid of values and find what meets a target.
+
+    Writes a tidy table (one row per grid point and replication), capacity curves, and with
+    --target the smallest value of the first --vary that meets it with the requested
+    confidence, stated in one sentence.
+    """
+    from model.errors import InputError
+    from simulations.experiments import parse_target, parse_vary
+    from simulations.experiments import sweep as run_sweep
+    from simulations.kpi import kpi_ids
+    from simulations.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    problems = []
+    parsed = []
+    for text in varies:
+        try:
+            parsed.append(parse_vary(text, sc))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    goal = None
+    if target is not None:
+        ids = kpi_ids(sc.procedure)
+        try:
+            goal = parse_target(target, ids)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    settings = _settings(sc, replications, seed, horizon_days, warm_up_days, machine,
+                         no_event_log)
+    target_dir = out or Path("out") / "sweep" / sc.name
+    points = 1
+    for v in parsed:
+        points *= len(v.values)
+    horizon = float(settings.horizon_days)
+    bar = _Progress(points * settings.replications * horizon,
+                    f"{sc.name}: {points} points x {settings.replications} replications")
+    try:
+        result = run_sweep(sc, parsed, settings, target_dir, goal, confidence,
+                           _workers(workers), dask,
+                           lambda job, days: bar.days(job, days, horizon),
+                           lambda job, _reused: bar.days(job, horizon, horizon))
+    finally:
+        bar.close()
+    click.echo("\n" + result.sentence())
+    if not no_report:
+        from reports.sweep import build_sweep_report
+
+        click.echo(f"\nreport: {build_sweep_report(target_dir)}")
+    click.echo(f"results: {target_dir}")
 
 
 @main.command()

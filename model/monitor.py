@@ -8,6 +8,7 @@ step; liveness properties (existence, response) whenever the case comes to rest.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from model.compiler import Step
@@ -26,12 +27,16 @@ class Violation:
     trace: tuple[Step, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class _CaseTrack:
     seen: set[EventRef] = field(default_factory=set)
     scope_records: dict[str, set[str]] = field(default_factory=dict)
     pending: dict[str, Step] = field(default_factory=dict)
-    trace: list[Step] = field(default_factory=list)
+    trace: deque[Step] = field(default_factory=lambda: deque(maxlen=TRACE_STEPS))
+
+
+TRACE_STEPS = 200
+"""Steps kept per case for a violation's trace (the most recent; the event log has all)."""
 
 
 class PropertyMonitor:

@@ -161,7 +161,7 @@ class _Plan:
     reason: str = ""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Live:
     case: Case
     process_order: int

@@ -165,6 +165,24 @@ def compute_kpis(records: Sequence[Record], procedure: Procedure) -> list[Kpi]:
     return out
 
 
+def kpi_ids(procedure: Procedure) -> list[str]:
+    """The ids of the KPIs a run of ``procedure`` reports.
+
+    Postponement KPIs aside: they exist only for the reasons that occurred.
+    """
+    empty: Record = {
+        "replication": 0, "warm_up_hours": 0.0, "horizon_hours": 24.0,
+        "deadlines": {d.id: {"met": 0, "missed": 0, "cancelled": 0, "open_overdue": 0,
+                             "open_not_due": 0, "median": None, "p90": None}
+                      for d in procedure.deadlines},
+        "series": {}, "allocation_waits_days": {"mean": None}, "meetings_held": 0,
+        "chair_capacity": 0, "minute_capacity": 0, "entries": {}, "plans_started": 0,
+        "plans_ended": 0, "repeat_plans": 0, "postponements": {},
+        "plan_lengths_days": {"mean": None, "median": None},
+    }
+    return [k.id for k in compute_kpis([empty], procedure)]
+
+
 def _fmt(value: float | int | None, digits: int = 4) -> str:
     if value is None:
         return ""

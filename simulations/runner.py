@@ -281,7 +281,7 @@ def _execute_local(todo: Sequence[Job], scenarios: dict[Job, Scenario], workers:
         for fut in pending:
             fut.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list(getattr(pool, "_processes", {}).values()):
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
             proc.terminate()
         raise
     pool.shutdown()

@@ -684,12 +684,12 @@ def load_scenario(name_or_path: str | Path,
         "".join(f"{Path(f).name}:{h}\n" for f, h in files).encode()).hexdigest()
     procedure = None
     base = raw.get("procedure")
-    overrides = raw.get("procedure_overrides")
+    procedure_overrides = raw.get("procedure_overrides")
     if isinstance(base, str):
         try:
-            if isinstance(overrides, LMap) and overrides:
+            if isinstance(procedure_overrides, LMap) and procedure_overrides:
                 procedure = load_procedure_with_overrides(
-                    base, overrides, f"{base}+{declared}", path, (display, sha))
+                    base, procedure_overrides, f"{base}+{declared}", path, (display, sha))
             else:
                 procedure = load_procedure(resolve_procedure_path(base, path))
         except InputError as exc:

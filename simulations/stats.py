@@ -50,3 +50,22 @@ def exact_binomial_ci(successes: int, trials: int, level: float = 0.95) -> tuple
     high = 1.0 if successes == trials else float(
         _stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
     return low, high
+
+
+def one_sided_bound(values: Sequence[float], confidence: float, side: str) -> float:
+    """One-sided t confidence bound of the mean: ``lower`` or ``upper``.
+
+    With ``confidence`` 0.9 the true mean is at least the lower bound (or at most the upper
+    bound) with 90% confidence. NaN with fewer than two values.
+
+    >>> round(one_sided_bound([0.9, 1.0, 1.1], 0.9, "lower"), 3)
+    0.891
+    """
+    vals = [v for v in values if not math.isnan(v)]
+    n = len(vals)
+    if n < 2:
+        return math.nan
+    mean = sum(vals) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    margin = float(_stats.t.ppf(confidence, n - 1)) * sd / math.sqrt(n)
+    return mean - margin if side == "lower" else mean + margin

@@ -1,0 +1,26 @@
+"""The examples in docstrings are run: they must stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import model
+import reports
+import simulations
+
+MODULES = sorted(
+    info.name
+    for package in (model, simulations, reports)
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}.")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} failing example(s) in {name}"
