@@ -337,12 +337,20 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     target = out or Path("out") / "compare" / f"{name_a}-vs-{name_b}"
     horizon = float(settings.horizon_days)
     bar = _Progress(2 * settings.replications * horizon, f"{name_a} vs {name_b}")
+    reused: list[object] = []
+
+    def done(job: object, was_reused: bool) -> None:
+        bar.days(job, horizon, horizon)
+        if was_reused:
+            reused.append(job)
+
     try:
         result = run_compare(sa, sb, settings, target, _workers(workers), dask,
-                             lambda job, days: bar.days(job, days, horizon),
-                             lambda job, _reused: bar.days(job, horizon, horizon))
+                             lambda job, days: bar.days(job, days, horizon), done)
     finally:
         bar.close()
+    if reused:
+        click.echo(f"reused {len(reused)} stored replications")
     flagged = [d for d in result.diffs if d.significant]
     click.echo(f"\n{result.b_name} vs {result.a_name}: {len(flagged)} of {len(result.diffs)} "
                f"KPIs differ (95% interval of B - A excludes 0); same seed "
@@ -425,13 +433,21 @@ def sweep(scenario: str, varies: tuple[str, ...], target: str | None, confidence
     horizon = float(settings.horizon_days)
     bar = _Progress(points * settings.replications * horizon,
                     f"{sc.name}: {points} points x {settings.replications} replications")
+    reused: list[object] = []
+
+    def done(job: object, was_reused: bool) -> None:
+        bar.days(job, horizon, horizon)
+        if was_reused:
+            reused.append(job)
+
     try:
         result = run_sweep(sc, parsed, settings, target_dir, goal, confidence,
                            _workers(workers), dask,
-                           lambda job, days: bar.days(job, days, horizon),
-                           lambda job, _reused: bar.days(job, horizon, horizon))
+                           lambda job, days: bar.days(job, days, horizon), done)
     finally:
         bar.close()
+    if reused:
+        click.echo(f"reused {len(reused)} stored replications")
     click.echo("\n" + result.sentence())
     if not no_report:
         from reports.sweep import build_sweep_report

@@ -336,8 +336,10 @@ def parse_target(text: str, kpi_ids: Sequence[str]) -> Target:
     if kpi not in kpi_ids and f"deadline:{kpi}:share_met" in kpi_ids:
         kpi = f"deadline:{kpi}:share_met"
     if kpi not in kpi_ids:
+        short = [k.split(":")[1] for k in kpi_ids if k.startswith("deadline:")
+                 and k.endswith(":share_met")]
         raise InputError([Problem("--target", None, "", "no such KPI", kpi,
-                                  did_you_mean(kpi, kpi_ids))])
+                                  did_you_mean(kpi, [*kpi_ids, *short]))])
     return Target(kpi, op, value)  # type: ignore[arg-type]
 
 
