@@ -1,7 +1,8 @@
 """Every `cpsim` command the README shows runs, as written, in a fresh working directory.
 
-`run` commands get a short horizon added (`--horizon-days 90 --warm-up-days 20`) so the
-suite stays quick; everything else about them is the README's own text.
+Simulating commands (`run`, `compare`, `sweep`) get a short horizon and two replications
+added (`--horizon-days 90 --warm-up-days 20 -r 2`, and `--max-replications 4` with
+`--precision`) so the suite stays quick; everything else is the README's own text.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def test_readme_command_runs(command, workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     args = shlex.split(command)[1:]
     args = [str(ROOT / a) if a.startswith("scenarios/") else a for a in args]
-    if args[0] == "run":
-        args += ["--horizon-days", "90", "--warm-up-days", "20", "--workers", "1"]
+    if args[0] in ("run", "compare", "sweep"):
+        args += ["--horizon-days", "90", "--warm-up-days", "20", "--workers", "1", "-r", "2"]
+    if "--precision" in args:
+        args += ["--max-replications", "4"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
