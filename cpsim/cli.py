@@ -464,3 +464,21 @@ def report(results_dir: Path) -> None:
     from reports.report import build_report
 
     click.echo(f"report: {build_report(results_dir)}")
+
+
+@main.command("export")
+@click.argument("results_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["xes", "ocel", "csv", "cin-flat"]),
+              required=True, help="XES or OCEL 2.0 (process mining), CSV, or CIN-flat.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here (default: RESULTS_DIR/export/events.<format>).")
+@_input_errors
+def export_cmd(results_dir: Path, fmt: str, out: Path | None) -> None:
+    """Export the simulated event logs of RESULTS_DIR (XES, OCEL 2.0, CSV or CIN-flat)."""
+    from simulations.export import SUFFIX, export_results
+    from simulations.results import read_results
+
+    results = read_results(results_dir)
+    target = out or results_dir / "export" / f"events{SUFFIX[fmt]}"
+    rows = export_results(results, fmt, target)  # type: ignore[arg-type]
+    click.echo(f"wrote {rows} events to {target}")
