@@ -536,3 +536,128 @@ def conform_cmd(data: Path, procedure_ref: str, fmt: str, as_of: Any, key_file: 
     click.echo(f"results: {target}")
     if result.findings:
         sys.exit(1)
+
+
+@main.command("calibrate")
+@click.argument("data", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--procedure", "procedure_ref", required=True,
+              help="The procedure the data is held against (a shipped name or a path).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The scenario file to write (its name becomes the scenario's name).")
+@click.option("--base", default="baseline", show_default=True,
+              help="The scenario to extend (staffing and whatever the data cannot show).")
+@click.option("--format", "fmt", type=click.Choice(["cin-flat", "csv", "xes"]),
+              default="cin-flat", show_default=True)
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The date the data was extracted (default today).")
+@_input_errors
+def calibrate_cmd(data: Path, procedure_ref: str, out: Path, base: str, fmt: str,
+                  as_of: Any) -> None:
+    """Estimate a scenario from case data: volume, branching, durations, plan endings.
+
+    Uses the children whose every event conforms to the procedure; writes a scenario that
+    extends --base, with the counts and a 95% interval beside every estimate.
+    """
+    import secrets
+
+    from model.errors import InputError, Problem
+    from model.loader import load_procedure
+    from simulations.calibrate import calibrate, scenario_yaml
+    from simulations.casedata import Pseudonymiser
+    from simulations.conform import conform
+    from simulations.runner import write_atomic
+    from simulations.scenario import load_scenario
+
+    base_scenario = load_scenario(base)
+    procedure = load_procedure(procedure_ref)
+    if procedure.id != base_scenario.procedure.id:
+        base_scenario = load_scenario(base, {"procedure": str(
+            __import__("model.loader", fromlist=["x"]).resolve_procedure_path(procedure_ref)
+            .resolve())})
+    if not out.name.endswith(".yaml"):
+        raise InputError([Problem("--out", None, "", "the scenario file must end in .yaml",
+                                  str(out))])
+    result = conform(data, procedure, Pseudonymiser(secrets.token_bytes(32)),
+                     fmt, as_of.date() if as_of else None,  # type: ignore[arg-type]
+                     keep_steps=True)
+    if not result.conformant:
+        raise InputError([Problem(str(data), None, "", "no child's events all conform to "
+                                  "the procedure: nothing to estimate from")])
+    cal = calibrate(result, data, base_scenario)
+    write_atomic(out, scenario_yaml(cal, base_scenario, out.stem))
+    click.echo(f"estimated from {cal.children} conformant children ({result.children} in "
+               f"the data), {cal.days} days")
+    for note in cal.kept:
+        click.echo(f"  kept from {base}: {note}")
+    click.echo(f"wrote {out}; run it with: cpsim run {out}")
+
+
+@main.command()
+@click.argument("procedure")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The HTML file to write (default: out/PROCEDURE-explore.html).")
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The case's start date, YYYY-MM-DD (default: today); the page holds bank "
+                   "holidays for that year and the next three.")
+@_input_errors
+def explore(procedure: str, out: Path | None, start: Any) -> None:
+    """Write PROCEDURE as one self-contained page to click a case through in a browser.
+
+    The page shows the state diagram with the case's state highlighted; the moves allowed
+    now (guards read the case facts, which can be ticked); the rules, running deadlines
+    with due dates, and history; back and reset. It needs no server and works offline.
+    """
+    from model.loader import load_procedure
+    from reports.explore import build_explorer
+
+    proc = load_procedure(procedure)
+    target = out or Path("out") / f"{proc.id}-explore.html"
+    path = build_explorer(proc, target, start.date() if start is not None else None)
+    click.echo(f"wrote {path}")
+
+
+# -- trainers: walk and paths ----------------------------------------------------------------
+@main.command()
+@click.argument("procedure")
+@click.option("--start-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The trainer's clock starts at 09:00 on this date (default: 2025-04-01, "
+                   "or the transcript's own).")
+@click.option("--facts", default=None, metavar="K=V,...",
+              help="Case facts, e.g. interpreter_needed=true,caf_completed=false.")
+@click.option("--replay", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Replay a saved transcript, or the counterexamples in saved "
+                                 "`cpsim check` output, without asking anything.")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the walk as a transcript when it ends.")
+@_input_errors
+def walk(procedure: str, start_date: Any, facts: str | None, replay: Path | None,
+         save: Path | None) -> None:
+    """Step through PROCEDURE by hand: where the case is, the clock, deadlines, actions.
+
+    Pick actions by number or name, move the clock ('advance 3 working days'), 'undo',
+    ask 'why NAME', and 'save FILE'. With --replay, runs a transcript (exit 0 if every
+    command was legal, 1 at an illegal move) or walks through a `cpsim check`
+    counterexample step by step.
+    """
+    from cpsim.walk import walk_command
+
+    sys.exit(walk_command(procedure, start_date.date() if start_date else None, facts,
+                          replay, save))
+
+
+@main.command()
+@click.argument("procedure")
+@click.option("--cover", type=click.Choice(["states", "transitions", "deadlines", "rules"]),
+              required=True, help="What the walkthroughs must cover between them.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the transcripts here (default: out/paths/PROCEDURE-COVER).")
+@_input_errors
+def paths(procedure: str, cover: str, out: Path | None) -> None:
+    """Plan a small set of walkthroughs that together cover every state, transition, ...
+
+    Each walkthrough is written as a transcript that `cpsim walk --replay` runs. The set
+    is chosen greedily (not proven minimal). Exit 1 when something cannot be covered.
+    """
+    from cpsim.walk import paths_command
+
+    sys.exit(paths_command(procedure, cover, out))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from model.calendar import WorkingCalendar
-from model.compiler import Case, IllegalMove
+from model.compiler import Case, IllegalMove, Step
 from model.errors import InputError, Problem, did_you_mean
 from model.graph import Config, ProcedureGraph, build_graph, events_of, initial_events
 from model.guards import evaluate
@@ -84,6 +84,11 @@ class ConformResult:
     kpis: list[Kpi] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
     measured: tuple[str, ...] = ()
+    observable: frozenset[EventRef] = frozenset()
+    steps: dict[str, list[Step]] = field(default_factory=dict)
+    conformant: set[str] = field(default_factory=set)
+    first_day: date | None = None
+    last_day: date | None = None
 
     @property
     def nonconformant_rows(self) -> int:
@@ -232,31 +237,43 @@ class _Replayer:
         return found
 
     def path_to(self, start: Config, wanted: str, case: Case, silent: bool = True,
+                same_day: frozenset[str] = frozenset(),
                 ) -> list[tuple[Config, Transition, Config]] | None:
         """Shortest path from ``start`` whose last step makes ``wanted``.
 
         With ``silent``, the steps before it may not make any event this data set records
         (they would have been recorded); without, they may (used to explain and resume
-        after an event that does not conform).
+        after an event that does not conform). Where several last steps are equally near,
+        the one whose other recorded events are those recorded the same day wins (the
+        assessment that ends in a child in need plan, not in closure, when the plan's start
+        is recorded that day).
         """
         ctx = case.guard_context()
         seen = {start}
-        queue: deque[tuple[Config, list[tuple[Config, Transition, Config]]]] = deque(
-            [(start, [])])
-        while queue:
-            node, path = queue.popleft()
-            for _, v, key in sorted(self.graph.graph.out_edges(node, keys=True),
-                                    key=lambda e: e[2]):
-                t: Transition = self.graph.graph.edges[node, v, key]["transition"]
-                if not all(evaluate(g, ctx) for g in t.guards):
-                    continue
-                kinds = self.types(node, t, v)
-                if wanted in kinds:
-                    return [*path, (node, t, v)]
-                if (silent and kinds & self.recorded) or v in seen:
-                    continue
-                seen.add(v)
-                queue.append((v, [*path, (node, t, v)]))
+        frontier: list[tuple[Config, list[tuple[Config, Transition, Config]]]] = [(start, [])]
+        while frontier:
+            finals: list[tuple[tuple[int, int, int], list[tuple[Config, Transition, Config]]]]
+            finals = []
+            following: list[tuple[Config, list[tuple[Config, Transition, Config]]]] = []
+            for node, path in frontier:
+                for _, v, key in sorted(self.graph.graph.out_edges(node, keys=True),
+                                        key=lambda e: e[2]):
+                    t: Transition = self.graph.graph.edges[node, v, key]["transition"]
+                    if not all(evaluate(g, ctx) for g in t.guards):
+                        continue
+                    kinds = self.types(node, t, v)
+                    if wanted in kinds:
+                        extra = (kinds & self.recorded) - {wanted}
+                        score = (len(extra - same_day), -len(extra & same_day), len(finals))
+                        finals.append((score, [*path, (node, t, v)]))
+                        continue
+                    if (silent and kinds & self.recorded) or v in seen:
+                        continue
+                    seen.add(v)
+                    following.append((v, [*path, (node, t, v)]))
+            if finals:
+                return min(finals, key=lambda f: f[0])[1]
+            frontier = following
         return None
 
     def skipped(self, path: Sequence[tuple[Config, Transition, Config]]) -> list[str]:
@@ -301,7 +318,8 @@ def _empty_record(procedure: Procedure) -> RunRecord:
 
 
 def conform(path: Path, procedure: Procedure, pseudonym: Pseudonymiser,
-            fmt: DataFormat = "cin-flat", as_of: date | None = None) -> ConformResult:
+            fmt: DataFormat = "cin-flat", as_of: date | None = None,
+            keep_steps: bool = False) -> ConformResult:
     """Replay every child in the data through ``procedure``; report what does not conform.
 
     Deadlines are judged only between recorded events (a clock started or stopped by an
@@ -328,10 +346,17 @@ def conform(path: Path, procedure: Procedure, pseudonym: Pseudonymiser,
     for child in sorted(by_child, key=name):
         events = sorted(by_child[child], key=lambda r: (r.day, r.number))
         result.children += 1
-        ok = _replay_child(child, events, machine, replay, record, result, name, plans)
+        steps: list[Step] | None = [] if keep_steps else None
+        ok = _replay_child(child, events, machine, replay, record, result, name, plans, steps)
         result.conformant_children += ok
+        if steps is not None:
+            result.steps[name(child)] = steps
+            if ok:
+                result.conformant.add(name(child))
     record.plan_lengths_days = list(plans.values())
     observable = replay.observable()
+    result.observable = observable
+    result.first_day, result.last_day = first_day, last_day
     result.measured = tuple(d.id for d in procedure.deadlines
                             if d.start in observable and d.end in observable)
     for d in procedure.deadlines:
@@ -346,26 +371,29 @@ def conform(path: Path, procedure: Procedure, pseudonym: Pseudonymiser,
 
 def _replay_child(child: str, events: Sequence[DataRow], machine: TableMachine,
                   replay: _Replayer, record: RunRecord, result: ConformResult,
-                  name: Pseudonymiser, plans: dict[str, float]) -> bool:
+                  name: Pseudonymiser, plans: dict[str, float],
+                  steps: list[Step] | None = None) -> bool:
     calendar = machine.calendar
     start = calendar.to_hours(events[0].day) + NOON
     case, _ = machine.new_case(name(child), {}, start)
     pending: Counter[str] = Counter(event_types_of(replay.first))
     ok = True
     plan_started: float | None = None
-    for row in events:
+    for index, row in enumerate(events):
         if pending[row.event_type] and row.event_type in pending:
             pending[row.event_type] -= 1  # made by the step that made an earlier row
             result.conformant_rows += 1
             continue
         at = max(calendar.to_hours(row.day) + NOON, start)
         config = machine.configuration(case)
-        path = replay.path_to(config, row.event_type, case)
+        same_day = frozenset(r.event_type for r in events[index + 1:] if r.day == row.day)
+        path = replay.path_to(config, row.event_type, case, same_day=same_day)
         conforms = path is not None
         if path is None:
             # Not reachable without passing recorded events: report it, then resume from
             # where the event leaves the case (if it can happen at all from here).
-            path = replay.path_to(config, row.event_type, case, silent=False)
+            path = replay.path_to(config, row.event_type, case, silent=False,
+                                  same_day=same_day)
             missing = replay.skipped(path) if path else []
             why = (f"needs {', '.join(missing)} first" if missing
                    else "cannot happen from here")
@@ -379,6 +407,8 @@ def _replay_child(child: str, events: Sequence[DataRow], machine: TableMachine,
         for u, t, _v in path:
             try:
                 fired = machine.fire(case, t.trigger, at)
+                if steps is not None:
+                    steps.append(fired.step)
             except IllegalMove as exc:  # pragma: no cover - path search respects guards
                 result.findings.append(Finding(row.number, name(child), row.day,
                                                row.event_type, " + ".join(u), str(exc),

@@ -106,3 +106,62 @@ def test_findings_table_lists_rows_in_order():
     numbers = [int(r["row"]) for r in rows]
     assert numbers == sorted(numbers)
     assert len(rows) == len(result.findings) + len(result.rejected)
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """A 900-day baseline run exported as CIN-flat: the data calibration must see through."""
+    out = tmp_path_factory.mktemp("calib") / "run"
+    sc = load_scenario("baseline")
+    run_scenario(sc, settings_for(sc, 1, 13, 900, 30, "table", True), out)
+    CliRunner().invoke(main, ["export", str(out), "--format", "cin-flat", "--out",
+                              str(out / "cin.csv")])
+    return out
+
+
+def test_calibration_recovers_the_generating_parameters(long_run):
+    """Each estimate's interval holds the value the simulation was run with.
+
+    About 25 shares are checked at once, so each uses a 99.8% exact interval (Bonferroni:
+    the family of checks then fails by chance at most 5% of the time); volume and the
+    re-referral chance use the estimates' own 95% intervals.
+    """
+    from simulations.calibrate import calibrate
+    from simulations.stats import exact_binomial_ci
+
+    sc = load_scenario("baseline")
+    result = conform(long_run / "cin.csv", sc.procedure, KEY, as_of=date(2030, 1, 1),
+                     keep_steps=True)
+    assert not result.findings
+    cal = calibrate(result, long_run / "cin.csv", sc)
+    new = sc.spec.demand.referrals_per_year * (1 - sc.spec.demand.re_referral_share)
+    assert cal.new_cases_per_year.low <= new <= cal.new_cases_per_year.high
+    share = cal.re_referral_share
+    assert share.low <= sc.spec.behaviour["closed"].chance <= share.high
+    for sid in ("referral", "assessment", "strategy_discussion.held", "icpc.outcome",
+                "early_help", "child_in_need"):
+        table = sc.spec.behaviour[sid].choose
+        total = sum(v if isinstance(v, float) else v.weight for v in table.values())
+        for trig, est in cal.choices[sid].items():
+            value = table[trig]
+            weight = (value if isinstance(value, float) else value.weight) / total
+            low, high = exact_binomial_ci(est.count, est.total, 0.998)
+            assert low <= weight <= high, (sid, trig, weight, est)
+    bins, n, mean = cal.durations["assessment"]
+    cal9 = sc.spec.behaviour["assessment"].after.build().mean()
+    assert n > 1000 and mean == pytest.approx(cal9, abs=2.0)
+
+
+def test_calibrate_writes_a_scenario_that_runs(long_run, tmp_path):
+    target = tmp_path / "calibrated.yaml"
+    result = CliRunner().invoke(main, ["calibrate", str(long_run / "cin.csv"), "--procedure",
+                                       "west-midlands-2014", "--out", str(target),
+                                       "--as-of", "2030-01-01"])
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    assert "scenario: calibrated" in text and "extends: baseline" in text
+    assert "95% CI" in text and "cin.csv" in text
+    run = CliRunner().invoke(main, ["run", str(target), "-r", "1", "--horizon-days", "60",
+                                    "--warm-up-days", "10", "--no-report",
+                                    "--out", str(tmp_path / "rerun")])
+    assert run.exit_code == 0, run.output
