@@ -147,7 +147,7 @@ def test_calibration_recovers_the_generating_parameters(long_run):
             weight = (value if isinstance(value, float) else value.weight) / total
             low, high = exact_binomial_ci(est.count, est.total, 0.998)
             assert low <= weight <= high, (sid, trig, weight, est)
-    bins, n, mean = cal.durations["assessment"]
+    _bins, n, mean = cal.durations["assessment"]
     cal9 = sc.spec.behaviour["assessment"].after.build().mean()
     assert n > 1000 and mean == pytest.approx(cal9, abs=2.0)
 
