@@ -223,12 +223,22 @@ def _workers(workers: int | None) -> int:
                    "this (e.g. 0.02 = 2 percentage points).")
 @click.option("--max-replications", type=click.IntRange(min=1), default=50, show_default=True,
               help="The most replications --precision may run.")
+@click.option("--start-from", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Start from today's caseload: real case data (CIN-flat, "
+                                 "CSV or XES); every open case starts where it is, its "
+                                 "clocks running.")
+@click.option("--data-format", type=click.Choice(["cin-flat", "csv", "xes"]),
+              default="cin-flat", show_default=True, help="The format of --start-from.")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The snapshot date of --start-from (default: the day after its last "
+                   "event).")
 @_input_errors
 @_simulation_errors
 def run(scenario: str, replications: int | None, seed: int | None, workers: int | None,
         dask: str | None, horizon_days: int | None, warm_up_days: int | None, machine: str,
         no_event_log: bool, no_report: bool, out: Path | None, precision: float | None,
-        max_replications: int) -> None:
+        max_replications: int, start_from: Path | None, data_format: str,
+        as_of: Any) -> None:
     """Simulate SCENARIO (a shipped name or a path) and write a results folder.
 
     Shows a progress bar, prints the KPI summary, and writes run metadata, the event log
@@ -243,7 +253,12 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
     sc = load_scenario(scenario)
     settings = _settings(sc, replications, seed, horizon_days, warm_up_days, machine,
                          no_event_log)
+    if start_from is not None:
+        settings = _snapshot_settings(sc, settings, start_from, data_format, as_of,
+                                      warm_up_days)
     target = out or Path("out") / sc.name
+    if start_from is not None:
+        _write_snapshot_listing(sc, settings, target)
     horizon = float(settings.horizon_days)
     reps = max_replications if precision is not None else settings.replications
     bar = _Progress(reps * horizon, f"{sc.name}")
@@ -286,6 +301,43 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
 
         click.echo(f"\nreport: {build_report(target)}")
     click.echo(f"results: {target}")
+
+
+def _snapshot_settings(sc: Any, settings: Any, data: Path, fmt: str, as_of: Any,
+                       warm_up_days: int | None) -> Any:
+    """Run settings that start from a snapshot (no warm-up unless asked for)."""
+    import dataclasses
+    import hashlib
+
+    return dataclasses.replace(
+        settings, start_from=str(data.resolve()),
+        start_from_sha256=hashlib.sha256(data.read_bytes()).hexdigest(), data_format=fmt,
+        as_of=as_of.date().isoformat() if as_of else None,
+        warm_up_days=warm_up_days or 0)
+
+
+def _write_snapshot_listing(sc: Any, settings: Any, target: Path) -> None:
+    """Say what the snapshot starts, and list (never drop) what it cannot."""
+    import csv
+    import io
+    from collections import Counter
+
+    from simulations.runner import snapshot_for, write_atomic
+
+    snap = snapshot_for(sc, settings)
+    stages = Counter(h.final.split(" + ")[0].split(".")[0] for h in snap.open_cases)
+    click.echo(f"snapshot {snap.day.isoformat()}: {len(snap.open_cases)} open cases start "
+               f"where they are ({', '.join(f'{k} {v}' for k, v in sorted(stages.items()))}); "
+               f"{snap.closed} already closed; {len(snap.unreachable)} not reachable")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["child", "outcome", "state_or_reason"])
+    for h in snap.open_cases:
+        w.writerow([h.case_id, "started", h.final])
+    for child, why in snap.unreachable:
+        w.writerow([child, "not reachable", why])
+        click.echo(f"  not reachable: {child}: {why}")
+    write_atomic(target / "start-from.csv", buf.getvalue())
 
 
 @main.command()
@@ -661,3 +713,36 @@ def paths(procedure: str, cover: str, out: Path | None) -> None:
     from cpsim.walk import paths_command
 
     sys.exit(paths_command(procedure, cover, out))
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--case", "case_id", default=None, metavar="ID", help="The case to tell.")
+@click.option("--pick", type=click.Choice(["longest", "breached", "escalated"]), default=None,
+              help="Or pick one: most steps, most missed deadlines, or highest up a "
+                   "resolution ladder.")
+@click.option("--replication", type=click.IntRange(min=0), default=None,
+              help="Replication (default: the first with an event log).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown here instead of printing it.")
+@_input_errors
+def story(results_dir: Path, case_id: str | None, pick: str | None, replication: int | None,
+          out: Path | None) -> None:
+    """Tell the life of one simulated case of RESULTS_DIR as a dated narrative.
+
+    Each step with its weekday and date, what happened, the time against any deadline
+    (missed ones and postponements highlighted) and the rule ids. Prints Markdown (or
+    writes --out) and writes RESULTS_DIR/stories/story-CASE.html and .md, with a timeline.
+    """
+    from reports.story import write_story
+
+    if (case_id is None) == (pick is None):
+        raise click.UsageError("give either --case ID or --pick longest|breached|escalated")
+    files = write_story(results_dir, case_id, pick,  # type: ignore[arg-type]
+                        replication, lambda msg: click.echo(msg, err=True))
+    if out is None:
+        click.echo(files.markdown)
+        click.echo(f"story: {files.html_path}\nstory: {files.md_path}", err=True)
+    else:
+        _write_text(out, files.markdown)
+        click.echo(f"wrote {out}\nstory: {files.html_path}\nstory: {files.md_path}")

@@ -127,7 +127,8 @@ def years_measured(rec: Record) -> float:
     return float(rec["horizon_hours"] - rec["warm_up_hours"]) / (24.0 * 365.25)
 
 
-def _style(ax: Axes, grid_axis: Literal["both", "x", "y"] = "both") -> None:
+def style_axes(ax: Axes, grid_axis: Literal["both", "x", "y"] = "both") -> None:
+    """The house style: light grid behind the data, no top or right spine, muted ticks."""
     ax.set_axisbelow(True)
     ax.grid(True, axis=grid_axis, color=GRID, linewidth=0.8)
     for side in ("top", "right"):
@@ -135,14 +136,15 @@ def _style(ax: Axes, grid_axis: Literal["both", "x", "y"] = "both") -> None:
     ax.tick_params(colors=MUTED, labelsize=8.5)
 
 
-def _error(values: Sequence[Spread]) -> np.ndarray[Any, np.dtype[np.float64]]:
+def error_lengths(values: Sequence[Spread]) -> np.ndarray[Any, np.dtype[np.float64]]:
     """Asymmetric error-bar lengths (2 x n); zero where there is no interval."""
     lower = [0.0 if math.isnan(s.low) else max(0.0, s.mean - s.low) for s in values]
     upper = [0.0 if math.isnan(s.high) else max(0.0, s.high - s.mean) for s in values]
     return np.array([lower, upper], dtype=float)
 
 
-def _message(ax: Axes, text: str) -> None:
+def show_message(ax: Axes, text: str) -> None:
+    """Replace an empty panel's axes with a centred note saying why it is empty."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color=MUTED,
             fontsize=10, wrap=True)
     ax.set_xticks([])
@@ -188,7 +190,7 @@ def compliance_figure(kpis: Sequence[Kpi], procedure: Procedure,
     fig = new_figure(10.0, 1.4 + 0.5 * max(len(rows), 1))
     ax = fig.add_subplot()
     if not rows:
-        _message(ax, "This procedure declares no deadlines.")
+        show_message(ax, "This procedure declares no deadlines.")
         return fig
     ys = np.arange(len(rows))[::-1]
     for y, (d, k) in zip(ys, rows, strict=True):
@@ -217,7 +219,7 @@ def compliance_figure(kpis: Sequence[Kpi], procedure: Procedure,
     ax.set_xlabel("share of judged clocks met (%; judged = met, missed or open and overdue)",
                   fontsize=9, color=MUTED)
     ax.set_title("Deadlines met against target", fontsize=12, color=INK, loc="left")
-    _style(ax, "x")
+    style_axes(ax, "x")
     handles = [Patch(color=GREEN, alpha=0.85, label=f"at or above target ({target:.0%})"),
                Patch(color=ORANGE, alpha=0.85, label="below target"),
                Line2D([], [], color=RED, linestyle="--", label=f"target {target:.0%}"),
@@ -294,7 +296,7 @@ def _draw_hist(ax: Axes, h: _Hist) -> None:
     ax.set_xlabel(f"elapsed ({unit_text(h.unit)})", fontsize=8, color=MUTED)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    _style(ax, "y")
+    style_axes(ax, "y")
     ax.tick_params(labelsize=7.5)
 
 
@@ -309,7 +311,7 @@ def elapsed_figure(records: Sequence[Record], procedure: Procedure) -> Figure:
     hists = [h for d in procedure.deadlines if (h := _pooled_hist(records, d)) is not None]
     if not hists:
         fig = new_figure(8.0, 2.5)
-        _message(fig.add_subplot(), "No deadline clock closed after warm-up.")
+        show_message(fig.add_subplot(), "No deadline clock closed after warm-up.")
         return fig
     cols = min(4, len(hists))
     rows = math.ceil(len(hists) / cols)
@@ -334,8 +336,8 @@ def elapsed_figure(records: Sequence[Record], procedure: Procedure) -> Figure:
 
 
 # -- 3. time series --------------------------------------------------------------------------
-def _aligned(records: Sequence[Record], name: str
-             ) -> tuple[list[int], np.ndarray[Any, np.dtype[np.float64]]]:
+def aligned_series(records: Sequence[Record], name: str
+                   ) -> tuple[list[int], np.ndarray[Any, np.dtype[np.float64]]]:
     """Sample days present in every replication, and a replications x days matrix."""
     per = [dict(zip(r.get("sample_days", []), r.get("series", {}).get(name, []), strict=False))
            for r in records]
@@ -345,14 +347,50 @@ def _aligned(records: Sequence[Record], name: str
     return days, np.array([[p[day] for day in days] for p in per], dtype=float)
 
 
-def _band(ax: Axes, dates: np.ndarray[Any, np.dtype[np.datetime64]],
-          matrix: np.ndarray[Any, np.dtype[np.float64]], colour: str, label: str) -> None:
+def draw_band(ax: Axes, dates: np.ndarray[Any, np.dtype[np.datetime64]],
+              matrix: np.ndarray[Any, np.dtype[np.float64]], colour: str, label: str) -> None:
+    """The mean of each column as a line, with the interval across replications as a band."""
     spreads = [spread(list(matrix[:, j]), floor=0.0) for j in range(matrix.shape[1])]
     mean = [s.mean for s in spreads]
     ax.plot(dates, mean, color=colour, linewidth=1.6, label=label)
     if spreads and spreads[0].kind != "none":
         ax.fill_between(dates, [s.low for s in spreads], [s.high for s in spreads],
                         color=colour, alpha=0.2, linewidth=0)
+
+
+def series_dates(records: Sequence[Record], name: str, start: date
+                 ) -> tuple[np.ndarray[Any, np.dtype[np.datetime64]],
+                            np.ndarray[Any, np.dtype[np.float64]]]:
+    """A series' sample dates (calendar days from ``start``) and its replications x days matrix.
+
+    Both are empty when some replication has no samples of ``name``.
+    """
+    days, matrix = aligned_series(records, name)
+    dates = np.array([start + timedelta(days=day) for day in days], dtype="datetime64[D]")
+    return dates, matrix
+
+
+def date_axis(ax: Axes) -> None:
+    """Calendar dates on the x axis, with few, concise tick labels."""
+    locator = AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+
+
+def series_panels(plan_state: str) -> list[tuple[str, str, list[tuple[str, str, str]]]]:
+    """The time-series panels: ``(title, y label, [(series, line label, colour), ...])``.
+
+    Args:
+        plan_state: The state whose stays count as plans (the scenario's ``plan_state``).
+    """
+    return [
+        ("Caseload per social worker", "cases per worker",
+         [("caseload_mean", "mean", BLUE), ("caseload_p90", "90th percentile", ORANGE)]),
+        (f"Cases on a plan ({plan_state})", "cases", [(f"stage:{plan_state}", "open", BLUE)]),
+        ("Cases waiting for a social worker", "cases", [("unallocated_queue", "waiting",
+                                                         BLUE)]),
+        ("Open cases (all stages)", "cases", [("open_cases", "open", BLUE)]),
+    ]
 
 
 def time_series_figure(records: Sequence[Record], start: date, plan_state: str) -> Figure:
@@ -367,14 +405,7 @@ def time_series_figure(records: Sequence[Record], start: date, plan_state: str) 
         start: The calendar date of simulation day 0 (metadata ``start_date``).
         plan_state: The state whose stays count as plans (the scenario's ``plan_state``).
     """
-    panels: list[tuple[str, str, list[tuple[str, str, str]]]] = [
-        ("Caseload per social worker", "cases per worker",
-         [("caseload_mean", "mean", BLUE), ("caseload_p90", "90th percentile", ORANGE)]),
-        (f"Cases on a plan ({plan_state})", "cases", [(f"stage:{plan_state}", "open", BLUE)]),
-        ("Cases waiting for a social worker", "cases", [("unallocated_queue", "waiting",
-                                                         BLUE)]),
-        ("Open cases (all stages)", "cases", [("open_cases", "open", BLUE)]),
-    ]
+    panels = series_panels(plan_state)
     fig = new_figure(12.0, 7.0)
     axes = fig.subplots(2, 2, squeeze=False, sharex=True)
     for i, (title, ylabel, lines) in enumerate(panels):
@@ -382,16 +413,16 @@ def time_series_figure(records: Sequence[Record], start: date, plan_state: str) 
         drawn = 0
         peak = 0.0
         for name, label, colour in lines:
-            days, matrix = _aligned(records, name)
+            days, matrix = aligned_series(records, name)
             if not days:
                 continue
             peak = max(peak, float(np.nanmax(matrix)) if matrix.size else 0.0)
             dates = np.array([start + timedelta(days=day) for day in days],
                              dtype="datetime64[D]")
-            _band(ax, dates, matrix, colour, label)
+            draw_band(ax, dates, matrix, colour, label)
             drawn += 1
         if not drawn:
-            _message(ax, f"no samples of {lines[0][0]}")
+            show_message(ax, f"no samples of {lines[0][0]}")
             ax.set_title(title, fontsize=10, color=INK, loc="left")
             continue
         ax.set_title(title, fontsize=10, color=INK, loc="left")
@@ -401,11 +432,8 @@ def time_series_figure(records: Sequence[Record], start: date, plan_state: str) 
         if peak == 0:
             ax.text(0.5, 0.5, "zero throughout, in every replication", ha="center",
                     va="center", transform=ax.transAxes, color=MUTED, fontsize=9)
-        locator = AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(
-            ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-        _style(ax)
+        date_axis(ax)
+        style_axes(ax)
         if len(lines) > 1:
             ax.legend(fontsize=8, frameon=False, loc="lower right")
     fig.suptitle("Caseload and open cases over time (weekly samples after warm-up)",
@@ -478,7 +506,7 @@ def flow_figure(records: Sequence[Record], procedure: Procedure) -> Figure:
     rates = [spread([r.get("entries", {}).get(s, 0) / years_measured(r) for r in records],
                     floor=0.0) for s in stages]
     ys = np.arange(len(stages))[::-1]
-    left.barh(ys, [s.mean for s in rates], xerr=_error(rates), color=BLUE, alpha=0.85,
+    left.barh(ys, [s.mean for s in rates], xerr=error_lengths(rates), color=BLUE, alpha=0.85,
               height=0.65, error_kw={"ecolor": INK, "elinewidth": 1.0, "capsize": 2.5})
     left.set_yticks(ys, stages, fontsize=8.5)
     top = max((s.high if not math.isnan(s.high) else s.mean) for s in rates) if rates else 1.0
@@ -489,7 +517,7 @@ def flow_figure(records: Sequence[Record], procedure: Procedure) -> Figure:
     left.set_xlim(0, 1.15 * top if top > 0 else 1.0)
     left.set_xlabel("cases entering per year (mean)", fontsize=9, color=MUTED)
     left.set_title("Entries into each stage", fontsize=10, color=INK, loc="left")
-    _style(left, "x")
+    style_axes(left, "x")
     index = {s: i for i, s in enumerate(stages)}
     matrix = np.zeros((len(stages), len(stages)))
     for trigger, (a, b) in moves.items():
@@ -551,7 +579,7 @@ def resolution_figure(records: Sequence[Record], procedure: Procedure) -> Figure
                         floor=0.0) for s in states]
         xs = np.arange(len(states))
         colours = [PALETTE[6] if procedure.states[s].terminal else PALETTE[3] for s in states]
-        ax.bar(xs, [s.mean for s in rates], yerr=_error(rates), color=colours, alpha=0.85,
+        ax.bar(xs, [s.mean for s in rates], yerr=error_lengths(rates), color=colours, alpha=0.85,
                error_kw={"ecolor": INK, "elinewidth": 1.0, "capsize": 3})
         names = [procedure.states[s].name.replace("_", " ") for s in states]
         ax.set_xticks(xs, names, rotation=30 if len(states) > 6 else 0,
@@ -564,7 +592,7 @@ def resolution_figure(records: Sequence[Record], procedure: Procedure) -> Figure
         ax.set_title(f"Region {region}: cases reaching each stage", fontsize=10, color=INK,
                      loc="left")
         ax.margins(y=0.15)
-        _style(ax, "y")
+        style_axes(ax, "y")
     fig.legend(handles=[Patch(color=PALETTE[3], alpha=0.85, label="open stage"),
                         Patch(color=PALETTE[6], alpha=0.85, label="outcome (a resting state)")],
                loc="outside lower center", ncols=2, fontsize=8.5, frameon=False)
@@ -579,14 +607,14 @@ def postponement_figure(records: Sequence[Record]) -> Figure:
     ax = fig.add_subplot()
     ax.set_title("Postponements by reason", fontsize=12, color=INK, loc="left")
     if not keys:
-        _message(ax, "No postponement was recorded after warm-up.")
+        show_message(ax, "No postponement was recorded after warm-up.")
         return fig
     rates = [spread([r.get("postponements", {}).get(k, 0) / years_measured(r)
                      for r in records], floor=0.0) for k in keys]
     reasons = sorted({k.partition(":")[2] for k in keys})
     colour = {reason: PALETTE[i % len(PALETTE)] for i, reason in enumerate(reasons)}
     ys = np.arange(len(keys))[::-1]
-    ax.barh(ys, [s.mean for s in rates], xerr=_error(rates), height=0.6,
+    ax.barh(ys, [s.mean for s in rates], xerr=error_lengths(rates), height=0.6,
             color=[colour[k.partition(":")[2]] for k in keys], alpha=0.85,
             error_kw={"ecolor": INK, "elinewidth": 1.0, "capsize": 3})
     labels = [f"{k.partition(':')[0].replace('_', ' ')}\n"
@@ -599,7 +627,7 @@ def postponement_figure(records: Sequence[Record]) -> Figure:
                 color=INK)
     ax.set_xlim(0, 1.12 * top if top > 0 else 1.0)
     ax.set_xlabel("postponements per year (mean)", fontsize=9, color=MUTED)
-    _style(ax, "x")
+    style_axes(ax, "x")
     fig.legend(handles=[Patch(color=colour[r], alpha=0.85,
                               label=r.replace("_", " ") or "no reason given")
                         for r in reasons],

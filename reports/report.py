@@ -15,7 +15,7 @@ import base64
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -156,7 +156,12 @@ def procedure_diagram(procedure: Procedure) -> tuple[str | None, str]:
     return "data:image/svg+xml;base64," + base64.b64encode(data).decode("ascii"), ""
 
 
-def _num(value: float | None, unit: str) -> str:
+def format_value(value: float | None, unit: str) -> str:
+    """A KPI value for a table: shares as percentages, others to a sensible precision.
+
+    >>> format_value(0.9417, "share"), format_value(12.04, "days"), format_value(None, "x")
+    ('94.2%', '12.0', '–')
+    """
     if value is None or math.isnan(value):
         return "–"
     if unit == "share":
@@ -166,45 +171,60 @@ def _num(value: float | None, unit: str) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
+def group_order(groups: Iterable[str]) -> list[tuple[str, str]]:
+    """KPI groups in report order with their headings: known groups first, then by name.
+
+    >>> [g for g, _ in group_order(["zeta", "flow"])][-2:]
+    ['resolution', 'zeta']
+    """
+    known = [g for g, _ in GROUPS]
+    extra = sorted(set(groups) - set(known))
+    headings = dict(GROUPS)
+    return [(g, headings.get(g, g.capitalize())) for g in [*known, *extra]]
+
+
 def kpi_rows(kpis: Sequence[Kpi], procedure: Procedure) -> list[tuple[str, list[KpiRow]]]:
     """KPIs grouped by :attr:`Kpi.group` (known groups first), formatted for the page."""
     deadlines = {d.id: d for d in procedure.deadlines}
-    known = [g for g, _ in GROUPS]
-    extra = sorted({k.group for k in kpis} - set(known))
-    headings = dict(GROUPS)
     out = []
-    for group in [*known, *extra]:
+    for group, heading in group_order(k.group for k in kpis):
         rows = []
         for k in (k for k in kpis if k.group == group):
             ci = ("–" if math.isnan(k.low) or math.isnan(k.high)
-                  else f"{_num(k.low, k.unit)} – {_num(k.high, k.unit)}")
+                  else f"{format_value(k.low, k.unit)} – {format_value(k.high, k.unit)}")
             exact = ""
             if k.trials is not None:
-                exact = (f"{_num(k.exact_low, k.unit)} – {_num(k.exact_high, k.unit)} "
-                         f"({k.successes:,}/{k.trials:,})")
+                exact = (f"{format_value(k.exact_low, k.unit)} – "
+                         f"{format_value(k.exact_high, k.unit)} ({k.successes:,}/{k.trials:,})")
             unit = fg.unit_text(k.unit)
             d = deadlines.get(k.id.split(":")[1]) if k.group == "deadline" else None
             if d is not None:
                 unit += f"; limit: {fg.limit_words(d)}"
             elif k.limit is not None:
                 unit += f"; limit {k.limit:g}"
-            rows.append(KpiRow(k.label, _num(k.mean, k.unit), ci, exact, unit,
+            rows.append(KpiRow(k.label, format_value(k.mean, k.unit), ci, exact, unit,
                                ", ".join(k.rules), len(k.values), k.headline, k.id))
         if rows:
-            out.append((headings.get(group, group.capitalize()), rows))
+            out.append((heading, rows))
     return out
 
 
-def _flatten(key: str, value: Any) -> list[tuple[str, str]]:
+def flatten(key: str, value: Any) -> list[tuple[str, str]]:
+    """Nested mappings and lists as sorted ``(dotted.key, text)`` rows.
+
+    >>> flatten("", {"b": [1, None], "a": {"c": "x"}})
+    [('a.c', 'x'), ('b[0]', '1'), ('b[1]', '')]
+    """
     if isinstance(value, dict):
-        return [row for k in sorted(value) for row in _flatten(f"{key}.{k}" if key else k,
-                                                               value[k])]
+        return [row for k in sorted(value)
+                for row in flatten(f"{key}.{k}" if key else str(k), value[k])]
     if isinstance(value, list):
-        return [row for i, v in enumerate(value) for row in _flatten(f"{key}[{i}]", v)]
+        return [row for i, v in enumerate(value) for row in flatten(f"{key}[{i}]", v)]
     return [(key, "" if value is None else str(value))]
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The jinja2 environment of every report: package templates, autoescape on."""
     return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
                               autoescape=True, undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True)
@@ -247,12 +267,12 @@ def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_n
         "figure_note": figure_note,
         "diagram": diagram,
         "diagram_note": diagram_note,
-        "metadata_rows": _flatten("", meta),
+        "metadata_rows": flatten("", meta),
     }
-    return _environment().get_template("report.html").render(**context)
+    return template_environment().get_template("report.html").render(**context)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` beside ``path`` under a hidden name, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -283,7 +303,7 @@ def build_report(out: Path, target: float = 0.95) -> Path:
     diagram, diagram_note = procedure_diagram(results.scenario.procedure)
     html = render_report(results, figures, figure_note, diagram, diagram_note)
     for figure in figures:
-        _write_atomic(out / "figures" / f"{figure.name}.png", figure.png)
+        write_atomic(out / "figures" / f"{figure.name}.png", figure.png)
     path = out / "report.html"
-    _write_atomic(path, html.encode("utf-8"))
+    write_atomic(path, html.encode("utf-8"))
     return path

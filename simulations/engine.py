@@ -151,6 +151,23 @@ def _hours(dist_unit: str, amount: float) -> float:
             "working_days": 24.0 * 7.0 / 5.0}[dist_unit] * amount
 
 
+@dataclass(frozen=True)
+class History:
+    """An open case taken from real data: where it started and the steps it took.
+
+    Attributes:
+        case_id: Its pseudonym.
+        start: When its first recorded event happened (sim hours).
+        steps: (time, trigger) of every step its recorded history implies, in order.
+        final: Where the history leaves the case (for listings).
+    """
+
+    case_id: str
+    start: SimHours
+    steps: tuple[tuple[SimHours, TriggerId], ...]
+    final: str = ""
+
+
 # -- live state ------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Plan:
@@ -431,23 +448,29 @@ class Engine:
         root_seed: The experiment's root seed.
         observers: Event log, invariant monitor, ... (default: none).
         progress: Called with the simulated hours reached, about once a simulated week.
+        history: Open cases from real data, started at ``start_at`` where their recorded
+            history left them, with their deadline clocks already running.
+        start_at: When the simulation starts (hours from the calendar's start date; a
+            snapshot's date when starting from real data).
     """
 
     def __init__(self, scenario: Scenario, machine: Machine, calendar: WorkingCalendar,
                  replication: int, root_seed: int, observers: Sequence[Observer] = (),
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None,
+                 history: Sequence[History] = (), start_at: SimHours = 0.0) -> None:
         """Build resources and behaviour tables; nothing runs until :meth:`run`."""
         spec = scenario.spec
         self.spec = spec
         self.procedure = machine.procedure
         self.machine = machine
         self.calendar = calendar
-        self.env = simpy.Environment()
+        self.env = simpy.Environment(initial_time=start_at)
         self.rng = replication_streams(root_seed, replication)
         self.observers: tuple[Observer, ...] = tuple(observers) or (NullObserver(),)
         self.progress = progress
-        self.horizon = spec.run.horizon_days * 24.0
-        self.warm_up = spec.run.warm_up_days * 24.0
+        self.history = tuple(history)
+        self.horizon = start_at + spec.run.horizon_days * 24.0
+        self.warm_up = start_at + spec.run.warm_up_days * 24.0
         self.record = RunRecord(replication, self.warm_up, self.horizon)
         for d in self.procedure.deadlines:
             limit = d.within or d.at_least
@@ -542,6 +565,8 @@ class Engine:
         The cyclic garbage collector is made lazier while the run lasts (a run holds many
         long-lived objects and makes few cycles) and restored afterwards.
         """
+        for past in self.history:
+            self._seed(past)
         self.env.process(self._arrivals())
         self.env.process(self._sampler())
         thresholds = gc.get_threshold()
@@ -587,6 +612,34 @@ class Engine:
         for obs in self.observers:
             obs.case_started(case_id, now, config)
         self._plan_tasks(live, started)
+        if self._holds(config):
+            self.workers.request(live)
+        self.env.process(self._case(live))
+
+    def _seed(self, past: History) -> None:
+        """Start an open case from its recorded history: replay it, then let it run on."""
+        rng = self.rng["facts"]
+        facts = {name: bool(rng.random() < p) for name, p in self.spec.demand.facts.items()}
+        case, _ = self.machine.new_case(past.case_id, facts, past.start)
+        live = _Live(case, next(self._order))
+        self.live[past.case_id] = live
+        self.record.cases_created += 1
+        config = self.machine.configuration(case)
+        for sid in self._active(config):
+            live.entered[sid] = past.start
+            live.visits[sid] += 1
+        for obs in self.observers:
+            obs.case_started(past.case_id, past.start, config)
+        for at, trigger in past.steps:
+            live.options = None
+            step = self.machine.fire(case, trigger, at).step
+            for obs in self.observers:
+                obs.step(step, "history")
+            self._moved(live, step, counting=False, staff=False)
+        live.options = None
+        config = self.machine.configuration(case)
+        self.stage_counts[self._top(config)] += 1
+        self._plan_tasks(live, tuple(case.clocks))
         if self._holds(config):
             self.workers.request(live)
         self.env.process(self._case(live))
@@ -919,9 +972,12 @@ class Engine:
             if trig not in self._offered(step.after):
                 self.diary.cancel(live.bookings.pop(trig)[0])
 
-    def _moved(self, live: _Live, step: Step, counting: bool) -> None:
-        """Follow the machine's own exit and entry events (a self-targeted move re-enters)."""
-        now = self.env.now
+    def _moved(self, live: _Live, step: Step, counting: bool, staff: bool = True) -> None:
+        """Follow the machine's own exit and entry events (a self-targeted move re-enters).
+
+        ``staff`` False replays history: no allocation changes, no stage counts.
+        """
+        now = step.time
         before, after = step.before, step.after
         exited = [e.name for e in step.events if e.kind == "exit"]
         entered = [e.name for e in step.events if e.kind == "enter"]
@@ -944,7 +1000,7 @@ class Engine:
             if counting:
                 rec.entries[sid] += 1
         top_before, top_after = self._top(before), self._top(after)
-        if top_before != top_after:
+        if staff and top_before != top_after:
             self.stage_counts[top_before] -= 1
             self.stage_counts[top_after] += 1
         if self.plan_state in entered:
@@ -961,6 +1017,8 @@ class Engine:
                     rec.plan_lengths_days.append((now - live.plan_started) / 24.0)
             live.plan_started = None
         holds_before, holds_after = self._holds(before), self._holds(after)
+        if not staff:
+            return
         if holds_after and not holds_before and live.worker is None and live.allocated is None:
             self.workers.request(live)
         elif holds_before and not holds_after:

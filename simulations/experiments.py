@@ -15,8 +15,8 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,6 +123,8 @@ class Comparison:
     diffs: tuple[KpiDiff, ...]
     settings: RunSettings
     out: Path
+    changed: Mapping[str, bool] = field(default_factory=lambda: {"a": False, "b": False})
+    """For ``a`` and ``b``: the scenario's inputs changed since the run (read back only)."""
 
 
 def kpi_diffs(a: Sequence[Kpi], b: Sequence[Kpi]) -> list[KpiDiff]:
@@ -207,16 +209,18 @@ def load_comparison(out: Path) -> Comparison:
                                   "comparison.json); make one with `cpsim compare`")]) from None
     runs = {}
     scenarios = {}
+    changed = {}
     for side in ("a", "b"):
         res = read_results(out / meta[side]["folder"])
         scenarios[side] = res.scenario
+        changed[side] = res.scenario_changed
         runs[side] = RunResult(res.out, res.records, res.kpis, (), ())
     m = runs["a"].records[0]
     settings = RunSettings(meta["replications"], meta["seed"],
                            int(m["horizon_hours"] // 24), int(m["warm_up_hours"] // 24))
     return Comparison(scenarios["a"], scenarios["b"], meta["a"]["name"], meta["b"]["name"],
                       runs["a"], runs["b"], tuple(kpi_diffs(runs["a"].kpis, runs["b"].kpis)),
-                      settings, out)
+                      settings, out, changed)
 
 
 # -- sweep -----------------------------------------------------------------------------------

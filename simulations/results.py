@@ -66,10 +66,11 @@ def read_results(out: Path) -> RunResults:
     scenario_file = Path(metadata["scenario_file"])
     copy = out / "inputs" / f"{metadata['scenario']}.yaml"
     source = scenario_file if scenario_file.is_file() else copy
-    scenario = load_scenario(source)
+    overrides = metadata.get("overrides") or None  # a sweep point's or a procedure's
+    scenario = load_scenario(source, overrides)
     changed = scenario.sha256 != metadata["scenario_sha256"]
     if changed and copy.is_file() and source != copy:
-        scenario = load_scenario(copy)
+        scenario = load_scenario(copy, overrides)
         changed = scenario.sha256 != metadata["scenario_sha256"]
     records.sort(key=lambda r: r["replication"])
     kpis = compute_kpis(records, scenario.procedure)

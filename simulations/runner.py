@@ -27,7 +27,8 @@ from typing import Any, Literal
 from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure
 from model.loader import content_hash
-from simulations.engine import Engine, Machine
+from simulations.conform import Snapshot, load_snapshot
+from simulations.engine import Engine, History, Machine
 from simulations.eventlog import EventLogWriter
 from simulations.kpi import Kpi, compute_kpis, kpis_csv, kpis_markdown
 from simulations.observers import InvariantMonitor, Observer
@@ -51,6 +52,10 @@ class RunSettings:
     warm_up_days: int
     machine: MachineKind = "table"
     event_log: bool = True
+    start_from: str | None = None
+    start_from_sha256: str = ""
+    data_format: str = "cin-flat"
+    as_of: str | None = None
 
     def for_scenario(self, scenario: Scenario) -> Scenario:
         """The scenario with this run's horizon, warm-up, replications and seed."""
@@ -84,6 +89,8 @@ def replication_key(scenario: Scenario, settings: RunSettings, replication: int)
         "event_log": settings.event_log,
         "replication": replication,
         "engine": ENGINE_VERSION,
+        "start_from": settings.start_from_sha256 or None,
+        "as_of": settings.as_of,
     }, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -127,6 +134,14 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
                     progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Run one replication, store it (event log first, then the record), return the record."""
     sc = settings.for_scenario(scenario)
+    history: tuple[History, ...] = ()
+    start_at = 0.0
+    if settings.start_from is not None:
+        snap = snapshot_for(sc, settings)
+        run = sc.spec.run.model_copy(update={"start_date": snap.first_day})
+        sc = replace(sc, spec=sc.spec.model_copy(update={"run": run}))
+        history = snap.open_cases
+        start_at = WorkingCalendar(snap.first_day).to_hours(snap.day)
     machine, calendar = make_machine(sc, settings.machine)
     observers: list[Observer] = [InvariantMonitor(sc.procedure)]
     log = None
@@ -135,7 +150,8 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
                              sc.spec.run.start_date)
         observers.append(log)
     tick = None if progress is None else (lambda hours: progress(hours / 24.0))
-    engine = Engine(sc, machine, calendar, replication, settings.seed, observers, tick)
+    engine = Engine(sc, machine, calendar, replication, settings.seed, observers, tick,
+                    history, start_at)
     try:
         record = engine.run().to_json()
     except BaseException:
@@ -148,6 +164,16 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
     write_atomic(_rep_path(out, replication),
                  json.dumps({"key": key, "record": record}, sort_keys=True))
     return record
+
+
+def snapshot_for(scenario: Scenario, settings: RunSettings) -> Snapshot:
+    """The caseload snapshot a run starts from (``settings.start_from``)."""
+    from datetime import date
+
+    assert settings.start_from is not None
+    return load_snapshot(Path(settings.start_from), scenario.procedure,
+                         settings.data_format,  # type: ignore[arg-type]
+                         date.fromisoformat(settings.as_of) if settings.as_of else None)
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -371,6 +397,9 @@ def run_metadata(scenario: Scenario, settings: RunSettings) -> dict[str, Any]:
         "start_date": scenario.spec.run.start_date.isoformat(),
         "machine": settings.machine,
         "engine_version": ENGINE_VERSION,
+        "start_from": None if settings.start_from is None else {
+            "file": settings.start_from, "sha256": settings.start_from_sha256,
+            "format": settings.data_format, "as_of": settings.as_of},
         "versions": versions(),
     }
 

@@ -165,3 +165,29 @@ def test_calibrate_writes_a_scenario_that_runs(long_run, tmp_path):
                                     "--warm-up-days", "10", "--no-report",
                                     "--out", str(tmp_path / "rerun")])
     assert run.exit_code == 0, run.output
+
+
+def test_start_from_todays_caseload(tmp_path):
+    """Open cases start where the data leaves them, clocks running; the rest are listed."""
+    import pyarrow.parquet as pq
+
+    args = ["run", "baseline", "--start-from", str(SAMPLE), "--as-of", "2025-12-01", "-r", "1",
+            "-w", "1", "--horizon-days", "60", "--no-report"]
+    first = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    assert "3 not reachable" in first.output
+    listing = list(csv.DictReader((tmp_path / "a" / "start-from.csv").open()))
+    assert sum(r["outcome"] == "not reachable" for r in listing) == 3
+    started = [r for r in listing if r["outcome"] == "started"]
+    assert started and any(r["state_or_reason"].startswith("cp_plan") for r in started)
+    events = pq.read_table(tmp_path / "a" / "events" / "rep-0000.parquet").to_pylist()
+    history = [e for e in events if e["actor"] == "history"]
+    assert history and all(e["date"] < date(2025, 12, 1) for e in history)
+    later = [e for e in events if e["actor"] != "history" and e["trigger"]]
+    assert later and all(e["date"] >= date(2025, 12, 1) for e in later)
+    # an open plan carries on from its recorded start: its next review is due from it
+    seeded = {r["child"] for r in started}
+    assert any(e["case_id"] in seeded and e["trigger"] == "review_due" for e in later)
+    again = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "b")])
+    assert again.exit_code == 0
+    assert (tmp_path / "a" / "kpis.csv").read_bytes() == (tmp_path / "b" / "kpis.csv").read_bytes()
