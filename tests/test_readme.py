@@ -20,13 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def readme_commands() -> list[str]:
+    """Each `cpsim` line of the README's sh blocks, with its comment (which may say
+    "exits N" when the command is meant to exit non-zero)."""
     text = (ROOT / "README.md").read_text()
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
         for line in block.splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line.startswith("cpsim "):
-                commands.append(line)
+            if line.strip().startswith("cpsim "):
+                commands.append(line.strip())
     return commands
 
 
@@ -43,11 +44,13 @@ def workdir(tmp_path_factory):
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_command_runs(command, workdir, monkeypatch):
     monkeypatch.chdir(workdir)
-    args = shlex.split(command)[1:]
-    args = [str(ROOT / a) if a.startswith("scenarios/") else a for a in args]
+    text, _, comment = command.partition("#")
+    expected = int(m.group(1)) if (m := re.search(r"exits (\d)", comment)) else 0
+    args = shlex.split(text)[1:]
+    args = [str(ROOT / a) if a.startswith(("scenarios/", "data/")) else a for a in args]
     if args[0] in ("run", "compare", "sweep"):
         args += ["--horizon-days", "90", "--warm-up-days", "20", "--workers", "1", "-r", "2"]
     if "--precision" in args:
         args += ["--max-replications", "4"]
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == expected, result.output
