@@ -104,11 +104,12 @@ class PropertyMonitor:
                 out.append(self._violation(step.case_id, p, f"{p.of} happened"))
             elif p.pattern == "precedence":
                 assert p.of is not None and p.requires is not None
-                if p.of in events and p.requires not in track.seen | events:
+                if p.of in events and p.requires not in track.seen and \
+                        p.requires not in events:
                     out.append(self._violation(step.case_id, p,
                                                f"{p.of} before {p.requires}"))
             elif p.pattern == "never_ends_without":
-                self._scope(step, p, track, out)
+                self._scope(step, p, track, out, events)
             elif p.pattern == "co_recorded":
                 if p.if_records in step.records and not set(p.also) <= set(step.records):
                     out.append(self._violation(step.case_id, p,
@@ -133,11 +134,14 @@ class PropertyMonitor:
         track.seen |= events
         return out
 
-    def _scope(self, step: Step, p: Property, track: _CaseTrack, out: list[Violation]) -> None:
+    def _scope(self, step: Step, p: Property, track: _CaseTrack, out: list[Violation],
+               events: set[EventRef]) -> None:
         assert p.scope is not None
         was_in = p.scope in self._active(step.before)
         now_in = p.scope in self._active(step.after)
-        reentered = EventRef("enter", p.scope) in step.events
+        if not was_in and not now_in:
+            return  # the step is nowhere near the scope
+        reentered = EventRef("enter", p.scope) in events
         if was_in:
             recorded = track.scope_records.setdefault(p.id, set()) | set(step.records)
             if not now_in or reentered:
