@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 OUT    ?= out
 
-.PHONY: demo test lint types pytest bench clean
+.PHONY: demo test lint types pytest bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,17 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy --strict model simulations
 
-pytest: $(STAMP)
+## browser: Debian's Chromium, for the explorer's tests in a real headless browser
+## (`cpsim explore`); installed with apt-get as root, or through sudo.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  { echo "error: Chromium is needed by the browser tests and could not be installed" \
+	         "(try: apt-get install -y chromium)" >&2; exit 1; }
+
+pytest: $(STAMP) browser
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
 
 clean:

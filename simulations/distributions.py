@@ -127,6 +127,13 @@ class DayTable:
                 return day
             self._grow(len(self.working) + 366 + n * 2)
 
+    def before(self, day: int) -> int:
+        """The last working day index strictly before ``day`` (-1 if none is known)."""
+        if day >= len(self.working):
+            self._grow(day + 366)
+        k = bisect.bisect_left(self.days, day)
+        return self.days[k - 1] if k > 0 else -1
+
     def next_working_time(self, t: SimHours) -> SimHours:
         """``t`` if in working hours on a working day, else the next working start."""
         cal = self.calendar

@@ -486,6 +486,9 @@ class Engine:
                       for t, ts in spec.tasks.items()}
         self.contributions = {t: (frozenset(c.meetings), c.lead.build())
                               for t, c in spec.before_meetings.items()}
+        self._task_needs_people = {
+            t.trigger: bool(t.resources) for t in self.procedure.transitions}
+        self._days = day_table(calendar)
         self.deadline = {d.id: d for d in self.procedure.deadlines}
         self.ends_with: dict[TriggerId, list[Deadline]] = defaultdict(list)
         for d in self.procedure.deadlines:
@@ -610,7 +613,7 @@ class Engine:
                 self.record.entries[sid] += 1
         self.stage_counts[self._top(config)] += 1
         for obs in self.observers:
-            obs.case_started(case_id, now, config)
+            obs.case_started(case_id, now, config, facts)
         self._plan_tasks(live, started)
         if self._holds(config):
             self.workers.request(live)
@@ -629,7 +632,7 @@ class Engine:
             live.entered[sid] = past.start
             live.visits[sid] += 1
         for obs in self.observers:
-            obs.case_started(past.case_id, past.start, config)
+            obs.case_started(past.case_id, past.start, config, facts)
         for at, trigger in past.steps:
             live.options = None
             step = self.machine.fire(case, trigger, at).step
@@ -648,7 +651,7 @@ class Engine:
         env = self.env
         while True:
             self._replan(live)
-            if not live.plans:
+            if not any(p.time != math.inf for p in live.plans.values()):
                 config = self.machine.configuration(live.case)
                 if not is_terminal(self.procedure, config):
                     raise SimulationStuck(
@@ -675,6 +678,12 @@ class Engine:
     # -- planning ----------------------------------------------------------------------------
     def _replan(self, live: _Live) -> None:
         config = self.machine.configuration(live.case)
+        waiting = [p for p in live.plans.values() if p.time == math.inf]
+        if waiting:
+            enabled_now = self._enabled(live)
+            for plan in waiting:
+                if plan.trigger in enabled_now:
+                    plan.time = self._working_moment(self.env.now, self.env.now)
         behaving = self._behaving(config)
         if all(sid in live.plans for sid in behaving):
             return
@@ -752,12 +761,38 @@ class Engine:
         time = max(time, now)
         reason = ""
         transition = self._transition_for(live, trigger)
+        if self._needs_people(transition) and not (
+                transition is not None and self._is_meeting(live, transition)):
+            time = self._working_moment(time, now)
         if transition is not None and self._is_meeting(live, transition):
             time, late = self._book(live, trigger, time)
             if late and b.postpone is not None and "postpone" not in live.plans:
                 live.plans["postpone"] = _Plan(now, next(self._order), b.postpone,
                                                "postpone", "no_slot_in_time")
         live.plans[b.state] = _Plan(time, next(self._order), trigger, b.state, reason)
+
+    def _working_moment(self, t: SimHours, now: SimHours) -> SimHours:
+        """``t`` moved into working hours.
+
+        Back to the last working half-hour before it (so a step aimed before a deadline
+        stays before it), or, if that has passed, the next working moment from now.
+        """
+        days = self._days
+        cal = self.calendar
+        day = math.floor(t / 24.0)
+        hour = t - 24.0 * day
+        if days.is_working(day) and cal.day_starts <= hour < cal.day_ends:
+            return t
+        if days.is_working(day) and hour >= cal.day_ends:
+            earlier = 24.0 * day + cal.day_ends - 0.5
+        else:
+            earlier = 24.0 * days.before(day) + cal.day_ends - 0.5
+        if earlier >= now:
+            return earlier
+        return days.next_working_time(now)
+
+    def _needs_people(self, t: Transition | None) -> bool:
+        return t is not None and bool(t.resources)
 
     def _transition_for(self, live: _Live, trigger: TriggerId) -> Transition | None:
         for o in self._options(live):
@@ -786,7 +821,8 @@ class Engine:
         live.bookings[trigger] = (day, start)
         for step, (meetings, lead) in self.contributions.items():
             if trigger in meetings:
-                time = max(now, start - self._lead(live, step, trigger, lead))
+                time = self._working_moment(
+                    max(now, start - self._lead(live, step, trigger, lead)), now)
                 live.plans[f"before:{step}"] = _Plan(time, next(self._order), step,
                                                      f"before:{step}")
         due = [c.due for d in self.ends_with.get(trigger, ())
@@ -846,8 +882,12 @@ class Engine:
                                after.unit)
             else:
                 continue
-            live.plans[f"task:{did}"] = _Plan(max(time, self.env.now), next(self._order),
-                                              d.end.name, f"task:{did}")
+            now = self.env.now
+            time = max(time, now)
+            if self._task_needs_people.get(d.end.name, True):
+                time = self._working_moment(time, now)
+            live.plans[f"task:{did}"] = _Plan(time, next(self._order), d.end.name,
+                                              f"task:{did}")
 
     # -- doing -------------------------------------------------------------------------------
     def _execute(self, live: _Live, key: str, plan: _Plan) -> Generator[simpy.Event, Any, None]:
@@ -862,7 +902,12 @@ class Engine:
         case = live.case
         transition = self._transition_for(live, plan.trigger)
         if transition is None:
-            live.plans.pop(key, None)
+            if key.startswith("task:") and key[5:] in case.clocks:
+                # Not possible here (a visit while the review conference sits): the task
+                # waits, its clock still running, until the case can do it again.
+                plan.time = math.inf
+            else:
+                live.plans.pop(key, None)
             return
         actors: list[str] = []
         config = self.machine.configuration(case)

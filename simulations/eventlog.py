@@ -7,6 +7,7 @@ a reader never sees half a log.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ SCHEMA = pa.schema([
     ("to_state", pa.string()),
     ("rules", pa.string()),
     ("actor", pa.string()),
+    ("facts", pa.string()),
 ])
 """Columns of the event log, in order."""
 
@@ -56,9 +58,11 @@ class EventLogWriter:
             self.partial, SCHEMA, compression="zstd")
         self._cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
 
-    def case_started(self, case_id: str, time: SimHours, config: Config) -> None:
-        """Record the arrival as a row with an empty trigger and from-state."""
-        self._append(case_id, time, "", "", " + ".join(config), "", "arrival")
+    def case_started(self, case_id: str, time: SimHours, config: Config,
+                     facts: Mapping[str, object]) -> None:
+        """Record the arrival (empty trigger and from-state) with the facts that hold."""
+        self._append(case_id, time, "", "", " + ".join(config), "", "arrival",
+                     ",".join(sorted(k for k, v in facts.items() if v)))
 
     def step(self, step: Step, actor: str) -> None:
         """Record one transition."""
@@ -69,7 +73,7 @@ class EventLogWriter:
         """Nothing to record: the last step already shows where the case rests."""
 
     def _append(self, case_id: str, time: SimHours, before: str, trigger: str, after: str,
-                rules: str, actor: str) -> None:
+                rules: str, actor: str, facts: str = "") -> None:
         c = self._cols
         c["replication"].append(self.replication)
         c["case_id"].append(case_id)
@@ -80,6 +84,7 @@ class EventLogWriter:
         c["to_state"].append(after)
         c["rules"].append(rules)
         c["actor"].append(actor)
+        c["facts"].append(facts)
         self.rows += 1
         if len(c["case_id"]) >= self.batch_rows:
             self._flush()

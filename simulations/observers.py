@@ -7,6 +7,7 @@ that the invariant monitor stops a run whose case breaks a declared property.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from model.compiler import Step
@@ -19,8 +20,9 @@ from model.types import SimHours
 class Observer(Protocol):
     """What the engine tells an observer; every method is optional in spirit (no-ops)."""
 
-    def case_started(self, case_id: str, time: SimHours, config: Config) -> None:
-        """A new case entered the simulation at ``config``."""
+    def case_started(self, case_id: str, time: SimHours, config: Config,
+                     facts: Mapping[str, object]) -> None:
+        """A new case entered the simulation at ``config``, with these facts."""
 
     def step(self, step: Step, actor: str) -> None:
         """A case fired a trigger; ``actor`` names who or what did it."""
@@ -32,7 +34,8 @@ class Observer(Protocol):
 class NullObserver:
     """The do-nothing observer."""
 
-    def case_started(self, case_id: str, time: SimHours, config: Config) -> None:
+    def case_started(self, case_id: str, time: SimHours, config: Config,
+                     facts: Mapping[str, object]) -> None:
         """Ignore."""
 
     def step(self, step: Step, actor: str) -> None:
@@ -78,7 +81,8 @@ class InvariantMonitor:
         self._monitor = PropertyMonitor(procedure, keep_trace=True)
         self.steps_checked = 0
 
-    def case_started(self, case_id: str, time: SimHours, config: Config) -> None:
+    def case_started(self, case_id: str, time: SimHours, config: Config,
+                     facts: Mapping[str, object]) -> None:
         """Begin watching the case."""
         self._raise(self._monitor.start(case_id))
 

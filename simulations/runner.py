@@ -34,7 +34,7 @@ from simulations.kpi import Kpi, compute_kpis, kpis_csv, kpis_markdown
 from simulations.observers import InvariantMonitor, Observer
 from simulations.scenario import OVERRIDE_SOURCE, Scenario, load_scenario, overrides_digest
 
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 """Bumped whenever the engine's behaviour changes, so stored replications are not reused."""
 
 MachineKind = Literal["table", "transitions"]
