@@ -125,7 +125,7 @@ class _Progress:
         self.bar = tqdm(total=total_days, unit="sim-day", desc=desc, file=sys.stderr,
                         dynamic_ncols=True)
         self.reached: dict[object, float] = {}
-        self.horizon: dict[object, float] = {}
+        self.reused = 0
 
     def days(self, key: object, days: float, horizon: float) -> None:
         """Job ``key`` has simulated ``days`` of ``horizon``."""
@@ -134,6 +134,11 @@ class _Progress:
         if days > before:
             self.reached[key] = days
             self.bar.update(days - before)
+
+    def done(self, key: object, reused: bool, horizon: float) -> None:
+        """Job ``key`` is finished (or was found stored: ``reused``)."""
+        self.days(key, horizon, horizon)
+        self.reused += reused
 
     def close(self) -> None:
         """Finish the bar."""
@@ -266,7 +271,7 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
         if precision is None:
             result = run_scenario(sc, settings, target, _workers(workers),
                                   lambda rep, days: bar.days(rep, days, horizon),
-                                  lambda rep, _reused: bar.days(rep, horizon, horizon), dask)
+                                  lambda rep, reused: bar.done(rep, reused, horizon), dask)
             note = ""
         else:
             def batch(n: int, kpi: str, width: float) -> None:
@@ -276,7 +281,7 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
             reached = run_to_precision(
                 sc, settings, target, precision, max_replications, _workers(workers), dask,
                 lambda rep, days: bar.days(rep, days, horizon),
-                lambda rep, _reused: bar.days(rep, horizon, horizon), batch)
+                lambda rep, reused: bar.done(rep, reused, horizon), batch)
             result = reached.run
             kpi, width = reached.widest
             note = (f"\nprecision {precision:g}: "
@@ -389,20 +394,14 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     target = out or Path("out") / "compare" / f"{name_a}-vs-{name_b}"
     horizon = float(settings.horizon_days)
     bar = _Progress(2 * settings.replications * horizon, f"{name_a} vs {name_b}")
-    reused: list[object] = []
-
-    def done(job: object, was_reused: bool) -> None:
-        bar.days(job, horizon, horizon)
-        if was_reused:
-            reused.append(job)
-
     try:
         result = run_compare(sa, sb, settings, target, _workers(workers), dask,
-                             lambda job, days: bar.days(job, days, horizon), done)
+                             lambda job, days: bar.days(job, days, horizon),
+                             lambda job, reused: bar.done(job, reused, horizon))
     finally:
         bar.close()
-    if reused:
-        click.echo(f"reused {len(reused)} stored replications")
+    if bar.reused:
+        click.echo(f"reused {bar.reused} stored replications")
     flagged = [d for d in result.diffs if d.significant]
     click.echo(f"\n{result.b_name} vs {result.a_name}: {len(flagged)} of {len(result.diffs)} "
                f"KPIs differ (95% interval of B - A excludes 0); same seed "
@@ -485,21 +484,15 @@ def sweep(scenario: str, varies: tuple[str, ...], target: str | None, confidence
     horizon = float(settings.horizon_days)
     bar = _Progress(points * settings.replications * horizon,
                     f"{sc.name}: {points} points x {settings.replications} replications")
-    reused: list[object] = []
-
-    def done(job: object, was_reused: bool) -> None:
-        bar.days(job, horizon, horizon)
-        if was_reused:
-            reused.append(job)
-
     try:
         result = run_sweep(sc, parsed, settings, target_dir, goal, confidence,
                            _workers(workers), dask,
-                           lambda job, days: bar.days(job, days, horizon), done)
+                           lambda job, days: bar.days(job, days, horizon),
+                           lambda job, reused: bar.done(job, reused, horizon))
     finally:
         bar.close()
-    if reused:
-        click.echo(f"reused {len(reused)} stored replications")
+    if bar.reused:
+        click.echo(f"reused {bar.reused} stored replications")
     click.echo("\n" + result.sentence())
     if not no_report:
         from reports.sweep import build_sweep_report
