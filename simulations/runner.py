@@ -189,16 +189,26 @@ class Job:
     settings: RunSettings
     replication: int
     out: str
+    sha256: str = ""
 
     def scenario(self) -> Scenario:
-        """Load the job's scenario (validated as always)."""
-        return load_scenario(self.scenario_path, dict(self.overrides) or None)
+        """Load the job's scenario (validated as always), refusing a changed file.
+
+        Raises:
+            RuntimeError: the scenario's files changed since the run was set up, so this
+                replication would not be the one its key names.
+        """
+        scenario = load_scenario(self.scenario_path, dict(self.overrides) or None)
+        if self.sha256 and scenario.sha256 != self.sha256:
+            raise RuntimeError(f"{self.scenario_path} changed while the run was under way; "
+                               "start it again")
+        return scenario
 
 
 def jobs_for(scenario: Scenario, settings: RunSettings, out: Path) -> list[Job]:
     """The jobs of every replication of ``scenario`` into ``out``."""
     overrides = tuple(sorted(scenario.overrides.items()))
-    return [Job(str(scenario.path), overrides, settings, rep, str(out))
+    return [Job(str(scenario.path), overrides, settings, rep, str(out), scenario.sha256)
             for rep in range(settings.replications)]
 
 
