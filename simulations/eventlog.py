@@ -45,7 +45,7 @@ class EventLogWriter:
     """
 
     def __init__(self, path: Path, replication: int, start: date,
-                 batch_rows: int = 200_000) -> None:
+                 batch_rows: int = 50_000) -> None:
         """Open the partial file for writing."""
         self.path = path
         self.partial = path.with_name(f".{path.name}.partial")
