@@ -47,16 +47,24 @@ def main() -> None:
 @click.argument("procedures", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Check every shipped procedure.")
 @click.option("-v", "--verbose", is_flag=True, help="List every check that passed.")
+@click.option("--timescales", is_flag=True,
+              help="Also print when each stage can first happen if every rule is kept.")
+@click.option("--from", "origin", default=None, metavar="EVENT",
+              help="Measure --timescales from EVENT (e.g. trigger:strategy_discussion_held) "
+                   "instead of the referral; implies --timescales.")
 @_input_errors
-def check(procedures: tuple[str, ...], all_: bool, verbose: bool) -> None:
+def check(procedures: tuple[str, ...], all_: bool, verbose: bool, timescales: bool,
+          origin: str | None) -> None:
     """Prove PROCEDURE sound (a shipped name or a path to a procedure file).
 
     Exhaustive graph checks (reachability, every state can end, no traps, ladders acyclic,
-    decision points cannot strand a case) and every declared property. A violation prints
+    decision points cannot strand a case), every declared property, and timescale
+    consistency (the deadlines can all be kept, whatever the calendar). A violation prints
     a counterexample run and exits 1.
     """
     from model.check import check_procedure, format_report
     from model.loader import available_procedures, load_procedure
+    from model.timescales import event_from_text, format_timescales, timescale_bounds
 
     names = list(procedures) + (list(available_procedures()) if all_ else [])
     if not names:
@@ -68,13 +76,21 @@ def check(procedures: tuple[str, ...], all_: bool, verbose: bool) -> None:
             loaded.append(load_procedure(name))
         except InputError as exc:
             problems.extend(exc.problems)
+    origins = []
+    for procedure in loaded:
+        try:
+            origins.append(event_from_text(procedure, origin) if origin else None)
+        except InputError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
     failed = 0
-    for procedure in loaded:
+    for procedure, start in zip(loaded, origins, strict=True):
         report = check_procedure(procedure)
         click.echo(format_report(report, verbose=verbose))
         failed += not report.ok
+        if timescales or origin:
+            click.echo(format_timescales(timescale_bounds(procedure, start), procedure.initial))
     if failed:
         sys.exit(1)
 

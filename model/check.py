@@ -513,6 +513,9 @@ def check_procedure(procedure: Procedure) -> CheckReport:
     run("guards", check_guards(procedure))
     for prop in procedure.properties:
         run(f"property:{prop.id}", check_property(pg, prop))
+    from model.timescales import check_timescales  # imports this module: import it late
+
+    run("timescales", check_timescales(pg))
     stats = {
         "states": sum(1 for s in procedure.states.values()
                       if not (s.parent is None and s.region is not None)),

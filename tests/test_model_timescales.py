@@ -1,0 +1,270 @@
+"""Timescale consistency: the deadlines can all be kept, or the check names the clash."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cpsim.cli import main
+from model.calendar import WorkingCalendar
+from model.check import check_procedure, format_report
+from model.graph import build_graph
+from model.loader import available_procedures, load_procedure
+from model.spec import EventRef
+from model.timescales import (
+    CALENDAR_FIRST,
+    CALENDAR_LAST,
+    check_timescales,
+    find_clashes,
+    gap_range,
+    scenarios,
+    timescale_bounds,
+)
+from model.types import Duration
+
+FIXTURE = Path(__file__).parent / "fixtures" / "west-midlands-2014-icpc-3wd-ld.yaml"
+DAY = 24.0
+CLASH_EVENTS = ("strategy_discussion_held", "start_section_47", "book_icpc", "proceed_to_icpc",
+                "invitations_sent", "reports_received", "icpc_opens")
+
+
+def variant(tmp_path: Path, name: str, base: str | Path, body: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"procedure: {name}\nextends: {base}\ntitle: {name}\n{body}")
+    return path
+
+
+# -- shipped procedures ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", available_procedures())
+def test_shipped_procedure_deadlines_can_all_be_kept(name):
+    """No clash in either reading of the calendar, and the exploration finished."""
+    findings = check_timescales(build_graph(load_procedure(name)))
+    assert findings == [], "\n".join(f.message for f in findings)
+
+
+# -- the deliberately inconsistent fixture --------------------------------------------------------
+def test_fixture_clash_is_exactly_the_minimal_set_with_its_guard_and_path():
+    clashes, complete = find_clashes(load_procedure(FIXTURE))
+    assert complete
+    assert len(clashes) == 1
+    clash = clashes[0]
+    assert clash.deadlines == ("icpc_held", "icpc_reports_extended_notice")
+    assert clash.rules == ("WM-2b", "NCL-7.2.1", "NCL-5.1.5", "NCL-5.1.7")
+    assert clash.guards == (("extended_notice_needed", True),)
+    assert clash.facts == ("parent_learning_disability",)
+    assert clash.reading == "favourable"
+    assert clash.blocked == "icpc_opens"
+    # The reports come after the strategy discussion only because the procedure orders
+    # the booking, the conference, the invitations and the reports: no other deadline.
+    assert clash.events == CLASH_EVENTS
+    assert clash.needed == 7 * DAY and clash.allowed == 72.0
+    triggers = [s.trigger for s in clash.path]
+    assert triggers[0] == "decide_strategy_discussion" and triggers[-1] == "icpc_opens"
+
+
+@pytest.mark.parametrize("dropped", ["icpc_held", "icpc_reports_extended_notice"])
+def test_fixture_clash_is_minimal_dropping_either_deadline_removes_it(tmp_path, dropped):
+    path = variant(tmp_path, f"without-{dropped.replace('_', '-')}", FIXTURE,
+                   f"deadlines:\n  {dropped}:\n    remove: true\n")
+    clashes, _ = find_clashes(load_procedure(path))
+    assert clashes == []
+
+
+def test_fixture_fails_only_on_timescales():
+    report = check_procedure(load_procedure(FIXTURE))
+    assert not report.ok
+    assert {f.check for f in report.findings} == {"timescales"}, format_report(report)
+    assert "property:conference_ends_with_plan" in report.passed
+
+
+def test_three_working_days_clash_only_on_some_dates(tmp_path):
+    """Over Easter 3 working days last 8 calendar days: a warning, not an error."""
+    path = variant(tmp_path, "icpc-3wd", "newcastle-2010",
+                   "deadlines:\n  icpc_held:\n    within: {working_days: 3}\n")
+    graph = build_graph(load_procedure(path))
+    assert find_clashes(graph, "favourable")[0] == []
+    strict, _ = find_clashes(graph, "strict")
+    assert [c.deadlines for c in strict] == [("icpc_held", "icpc_reports_extended_notice")]
+    findings = check_timescales(graph)
+    assert [f.severity for f in findings] == ["warning"]
+    assert "on some dates" in findings[0].message
+
+
+# -- hand-made clashes ----------------------------------------------------------------------------
+def test_at_least_between_the_same_events_as_a_within_is_caught(tmp_path):
+    """Booked at least 5 days after the strategy discussion, but within 2 days of it."""
+    path = variant(tmp_path, "booking-notice", "west-midlands-2014", (
+        "deadlines:\n  booking_notice:\n    from: {trigger: strategy_discussion_held}\n"
+        "    to: {trigger: book_icpc}\n    at_least: {days: 5}\n    rules: [WM-2a]\n"))
+    clashes, _ = find_clashes(load_procedure(path))
+    assert [c.deadlines for c in clashes] == [("icpc_booked", "booking_notice")]
+    assert clashes[0].blocked is None and clashes[0].guards == ()
+    assert clashes[0].needed == 5 * DAY and clashes[0].allowed == 3 * DAY  # 2 days: end of day
+
+
+def test_at_least_that_the_path_order_makes_too_long_is_caught(tmp_path):
+    """30 days from booking to conference cannot fit in 15 working days from the discussion."""
+    path = variant(tmp_path, "late-conference", "west-midlands-2014", (
+        "deadlines:\n  conference_notice:\n    from: {trigger: book_icpc}\n"
+        "    to: {trigger: icpc_opens}\n    at_least: {days: 30}\n    rules: [WM-3]\n"))
+    clashes, _ = find_clashes(load_procedure(path))
+    assert [c.deadlines for c in clashes] == [("icpc_held", "conference_notice")]
+    clash = clashes[0]
+    assert clash.blocked == "icpc_opens"
+    assert clash.events[0] == "strategy_discussion_held" and clash.events[-1] == "icpc_opens"
+    assert clash.allowed == gap_range(Duration("working_days", 15), "within")[1]
+
+
+def test_an_activity_the_case_may_do_must_not_block_the_procedure(tmp_path):
+    """Review reports 7 days ahead cannot fit a review that sits within 4 days of being set up."""
+    path = variant(tmp_path, "quick-review", "newcastle-2010", (
+        "deadlines:\n  review_sits_quickly:\n    from: {trigger: review_due}\n"
+        "    to: {enter: cp_plan.review_conference.session}\n    within: {days: 4}\n"
+        "    rules: [NCL-1.3.1]\n"))
+    clashes, _ = find_clashes(load_procedure(path))
+    assert [(c.deadlines, c.guards) for c in clashes] == [
+        (("review_reports_extended_notice", "review_sits_quickly"),
+         (("extended_notice_needed", True),))]
+
+
+def test_a_cadence_that_contradicts_itself_is_caught(tmp_path):
+    path = variant(tmp_path, "cadence", "west-midlands-2014",
+                   "deadlines:\n  core_group_interval:\n    at_least: {days: 45}\n")
+    clashes, _ = find_clashes(load_procedure(path))
+    assert [c.deadlines for c in clashes] == [("core_group_interval",)]
+
+
+def test_guards_that_never_hold_together_do_not_clash(tmp_path):
+    path = variant(tmp_path, "exclusive", "newcastle-2010", (
+        "deadlines:\n  icpc_reports_quick:\n    from: {trigger: reports_received}\n"
+        "    to: {trigger: icpc_opens}\n    within: {hours: 100}\n    when: standard_notice\n"
+        "    rules: [NCL-1.4.1]\n"))
+    assert find_clashes(load_procedure(path))[0] == []
+
+
+# -- guards and calendar --------------------------------------------------------------------------
+def test_scenarios_give_complementary_guards_opposite_values():
+    found = scenarios(load_procedure("newcastle-2010").deadlines)
+    assert {s.guards for s in found} == {
+        (("extended_notice_needed", False), ("standard_notice", True)),
+        (("extended_notice_needed", True), ("standard_notice", False)),
+    }
+    assert {s.facts for s in found} == {(), ("parent_learning_disability",)}
+
+
+def test_guards_that_read_trigger_counts_are_not_fixed_per_case():
+    """designated_review_due depends on how many reviews were held: decided at each start."""
+    first = load_procedure("west-midlands-2014").deadlines[0]
+    counted = replace(first, when="designated_review_due")
+    assert scenarios([counted])[0].guards == ()
+
+
+@pytest.mark.parametrize(("limit", "kind", "expected"), [
+    (Duration("hours", 72), "within", (72.0, 72.0)),
+    (Duration("days", 2), "within", (2 * DAY, 3 * DAY)),      # due by the end of the day
+    (Duration("days", 7), "at_least", (7 * DAY, 7 * DAY)),
+    (Duration("working_days", 1), "within", (DAY, 6 * DAY)),  # Maundy Thursday to Tuesday
+    (Duration("working_days", 3), "within", (3 * DAY, 8 * DAY)),
+    (Duration("working_days", 15), "within", (19 * DAY, 28 * DAY)),
+    (Duration("months", 3), "within", (89 * DAY, 93 * DAY)),
+])
+def test_gap_ranges_of_known_timescales(limit, kind, expected):
+    assert gap_range(limit, kind) == expected
+
+
+DURATIONS = [Duration("days", 2), Duration("working_days", 1), Duration("working_days", 3),
+             Duration("working_days", 10), Duration("months", 1), Duration("months", 3)]
+
+
+@given(
+    day=st.integers(0, (CALENDAR_LAST - CALENDAR_FIRST).days),
+    hour=st.floats(0, 23.99),
+    limit=st.sampled_from(DURATIONS),
+)
+def test_gap_range_contains_what_the_calendar_does(day, hour, limit):
+    """Every due date and earliest time the runtime computes lies within the range."""
+    cal = WorkingCalendar(CALENDAR_FIRST)
+    t = cal.to_hours(CALENDAR_FIRST + timedelta(days=day)) + hour
+    low, high = gap_range(limit, "within")
+    assert low <= cal.due(t, limit) - t <= high
+    low, high = gap_range(limit, "at_least")
+    assert low - 1e-6 <= cal.earliest(t, limit) - t <= high + 1e-6
+
+
+def test_calendar_range_covers_the_procedures_and_the_simulated_years():
+    """From the oldest shipped procedure (2008) to well past the default walk date (2025)."""
+    assert CALENDAR_FIRST <= date(2008, 1, 1) <= date(2040, 12, 31) <= CALENDAR_LAST
+
+
+# -- the windows of each stage --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def west_midlands():
+    return build_graph(load_procedure("west-midlands-2014"))
+
+
+def test_windows_after_the_referral(west_midlands):
+    bounds = timescale_bounds(west_midlands)
+    assert bounds.complete
+    assert (bounds.window("enter:referral").earliest, bounds.window("enter:referral").latest) \
+        == (0.0, 0.0)
+    # decided within 1 working day, read as the end of the 5th day after (over Easter)
+    assert bounds.window("enter:assessment").latest == 6 * DAY
+    # early help straight away, or after an assessment of up to 45 working days
+    assert bounds.window("enter:early_help").latest == gap_range(
+        Duration("working_days", 45), "within")[1]
+    # a child in need plan has no time limit and may step up to a strategy discussion
+    assert bounds.window("enter:strategy_discussion").latest == float("inf")
+
+
+def test_icpc_opens_within_four_weeks_of_the_strategy_discussion(west_midlands):
+    """15 working days: 21 calendar days in an ordinary three weeks, 28 across Easter 2011."""
+    bounds = timescale_bounds(west_midlands, EventRef("trigger", "strategy_discussion_held"))
+    opens = bounds.window("trigger:icpc_opens")
+    assert opens.latest == 28 * DAY and opens.latest >= 21 * DAY
+    assert opens.earliest == 0.0  # the conference may open without waiting for reports
+    assert bounds.window("trigger:book_icpc").latest == 3 * DAY  # 2 days, by the end of the day
+    assert bounds.window("enter:icpc").latest <= opens.latest
+    # nothing limits how long the conference sits, so nothing after it is bounded
+    assert bounds.window("enter:cp_plan").latest == float("inf")
+
+
+def test_first_review_within_three_months_of_the_plan(west_midlands):
+    bounds = timescale_bounds(west_midlands, EventRef("trigger", "start_cp_plan"))
+    review = bounds.window("enter:cp_plan.review_conference.session")
+    assert review.latest == gap_range(Duration("months", 3), "within")[1] == 93 * DAY
+
+
+# -- the command line -----------------------------------------------------------------------------
+def test_cli_check_fails_and_prints_the_clash():
+    result = CliRunner().invoke(main, ["check", str(FIXTURE)])
+    assert result.exit_code == 1
+    out = result.output
+    assert "west-midlands-2014-icpc-3wd-ld: FAIL" in out
+    assert "FAIL timescales: icpc_held and icpc_reports_extended_notice cannot all be kept" in out
+    assert "when extended_notice_needed holds" in out and "whatever the calendar" in out
+    assert " -> ".join(CLASH_EVENTS) in out
+    assert "[WM-2b, NCL-7.2.1, NCL-5.1.5, NCL-5.1.7]" in out
+    assert "counterexample:" in out
+
+
+def test_cli_prints_the_windows_from_an_event():
+    result = CliRunner().invoke(main, ["check", "west-midlands-2014", "--from",
+                                       "trigger:strategy_discussion_held"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines()
+               if line.strip().startswith("trigger:icpc_opens"))
+    assert row.split()[1:] == ["0.0", "28.0"]
+    assert "whatever the calendar" in result.output
+
+
+def test_cli_rejects_an_unknown_origin_event():
+    result = CliRunner().invoke(main, ["check", "west-midlands-2014", "--from",
+                                       "trigger:strategy_discusion_held"])
+    assert result.exit_code == 2
+    assert "did you mean 'trigger:strategy_discussion_held'?" in result.output
