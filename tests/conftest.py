@@ -1,8 +1,10 @@
 """Shared test set-up: the Hypothesis profiles and the repository root."""
 
 import os
+import shutil
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,3 +19,37 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def chromium_executable() -> str:
+    """Debian's Chromium (or $CPSIM_CHROMIUM); fails the test with a fix when it is missing."""
+    path = os.environ.get("CPSIM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail(f"Chromium is not installed (looked for {path}). Pages are tested in a "
+                    "real browser: run `make browser` (as root: apt-get update && apt-get "
+                    "install -y chromium), or set CPSIM_CHROMIUM to a Chromium executable.",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Playwright (never skipped: a missing browser fails)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("The playwright package is missing: install the dev extra "
+                    "(`pip install -e '.[dev]'`, which `make test` does).", pytrace=False)
+    executable = chromium_executable()
+    with sync_playwright() as p:
+        try:
+            launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        except Exception as exc:
+            pytest.fail(f"Chromium at {executable} did not start: {exc}", pytrace=False)
+        yield launched
+        launched.close()

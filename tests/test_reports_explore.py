@@ -8,10 +8,8 @@ it: they are never skipped.
 from __future__ import annotations
 
 import io
-import os
 import random
 import re
-import shutil
 from datetime import date, time, timedelta
 from pathlib import Path
 
@@ -42,41 +40,10 @@ from reports.explore import (
 )
 
 START = date(2025, 4, 17)  # the Thursday before Good Friday: bank holidays matter at once
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 XSS = "<script>alert(1)</script>"
 
 
 # -- set-up ------------------------------------------------------------------------------------
-
-
-def chromium_executable() -> str:
-    """Debian's Chromium (or $CPSIM_CHROMIUM); fails the test with a fix when it is missing."""
-    path = os.environ.get("CPSIM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.fail(f"Chromium is not installed (looked for {path}). The explorer is tested in "
-                    "a real browser: run `make browser` (as root: apt-get update && apt-get "
-                    "install -y chromium), or set CPSIM_CHROMIUM to a Chromium executable.",
-                    pytrace=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("The playwright package is missing: install the dev extra "
-                    "(`pip install -e '.[dev]'`, which `make test` does).", pytrace=False)
-    executable = chromium_executable()
-    with sync_playwright() as p:
-        try:
-            launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        except Exception as exc:
-            pytest.fail(f"Chromium at {executable} did not start: {exc}", pytrace=False)
-        yield launched
-        launched.close()
 
 
 class Opened:

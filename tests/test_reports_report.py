@@ -284,3 +284,18 @@ def test_postponement_figure_without_postponements_says_so():
     fig = fg.postponement_figure([_record(), _record()])
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("No postponement" in t for t in texts)
+
+
+def test_the_report_opens_in_a_browser_with_every_figure_visible(report, browser):
+    """Opened offline in headless Chromium: every figure loads and is drawn with a size."""
+    path, _html = report
+    page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(Path(path).resolve().as_uri())
+    images = page.eval_on_selector_all(
+        "img", "els => els.map(e => [e.complete, e.naturalWidth, e.getBoundingClientRect().width])")
+    page.close()
+    assert len(images) >= 5
+    assert all(done and natural > 0 and shown > 0 for done, natural, shown in images)
+    assert all(url.startswith(("file:", "data:")) for url in requests)
