@@ -42,9 +42,12 @@ at its longest, every ``at_least`` at its shortest, so a clash it finds is a cla
 the calendar. For example ``1 working day`` can stretch to the end of the 5th calendar day
 after the start (Maundy Thursday to the Tuesday after Easter), so it is read as at most 144
 hours, and 15 working days as at most 28 days (April 2011: Easter, the royal wedding and
-the early May bank holiday). The **strict reading** (every ``within`` at its shortest,
-every ``at_least`` at its longest) is checked too; a clash that shows only there is a
-warning: the rules can then be kept only on favourable dates.
+the early May bank holiday). The **ordinary reading** is as generous, but on a calendar
+of weekends without bank holidays: a clash there is an error too, since the rules could
+then be kept only when a run of bank holidays (Easter, Christmas) happens to make room. The
+**strict reading** (every ``within`` at its shortest, every ``at_least`` at its longest) is
+checked last; a clash that shows only there is a warning: the rules can then be kept only
+on favourable dates.
 
 **Which runs (the bound).** Runs are explored breadth first from a new case. Runs that
 reach the same configuration with the same constraints between the present and the
@@ -106,8 +109,9 @@ from model.guards import FACTS, GuardContext, evaluate
 from model.spec import Deadline, EventRef, Procedure, Transition
 from model.types import Duration, GuardId, RuleId
 
-Reading = Literal["favourable", "strict"]
-"""``favourable``: each timescale as generous as any date allows; ``strict``: as tight."""
+Reading = Literal["favourable", "ordinary", "strict"]
+"""``favourable``: each timescale as generous as any date allows; ``ordinary``: as generous
+as any date allows on a calendar of weekends without bank holidays; ``strict``: as tight."""
 
 CALENDAR_FIRST = date(2000, 1, 1)
 """The first start date tried when reading calendar timescales in hours."""
@@ -129,22 +133,29 @@ INF = math.inf
 
 # -- reading durations in hours ----------------------------------------------------------------
 @functools.cache
-def _working_days_from_first(horizon: int) -> tuple[int, ...]:
-    """Offsets (days after CALENDAR_FIRST, 1..horizon) of every working day."""
+def _working_days_from_first(horizon: int, holidays: bool = True) -> tuple[int, ...]:
+    """Offsets (days after CALENDAR_FIRST, 1..horizon) of every working day.
+
+    Without ``holidays``, every weekday counts (an ordinary week).
+    """
     cal = WorkingCalendar(CALENDAR_FIRST)
+
+    def working(d: date) -> bool:
+        return cal.is_working_day(d) if holidays else d.weekday() < 5
+
     return tuple(i for i in range(1, horizon + 1)
-                 if cal.is_working_day(CALENDAR_FIRST + timedelta(days=i)))
+                 if working(CALENDAR_FIRST + timedelta(days=i)))
 
 
 @functools.cache
-def _calendar_days(limit: Duration) -> tuple[int, int]:
+def _calendar_days(limit: Duration, holidays: bool = True) -> tuple[int, int]:
     """Fewest and most calendar days from a start date to the date ``limit`` is due on."""
     starts = (CALENDAR_LAST - CALENDAR_FIRST).days + 1
     if limit.unit == "days":
         return limit.value, limit.value
     if limit.unit == "working_days":
         horizon = -(-(starts + 3 * limit.value + 40) // 1000) * 1000
-        working = _working_days_from_first(horizon)
+        working = _working_days_from_first(horizon, holidays)
         spans = []
         for offset in range(starts):
             first_after = bisect.bisect_right(working, offset)
@@ -160,7 +171,8 @@ def _calendar_days(limit: Duration) -> tuple[int, int]:
     raise ValueError(f"{limit.unit} is not a calendar unit")
 
 
-def gap_range(limit: Duration, kind: Literal["within", "at_least"]) -> tuple[float, float]:
+def gap_range(limit: Duration, kind: Literal["within", "at_least"],
+              holidays: bool = True) -> tuple[float, float]:
     """The shortest and longest gap, in hours, that a timescale can mean.
 
     Taken over every start date from :data:`CALENDAR_FIRST` to :data:`CALENDAR_LAST` on
@@ -184,13 +196,14 @@ def gap_range(limit: Duration, kind: Literal["within", "at_least"]) -> tuple[flo
     Args:
         limit: The timescale.
         kind: ``within`` (the latest allowed gap) or ``at_least`` (the earliest).
+        holidays: Count bank holidays (False: an ordinary week, weekends only).
 
     Returns:
         ``(shortest, longest)`` in hours.
     """
     if limit.unit == "hours":
         return float(limit.value), float(limit.value)
-    fewest, most = _calendar_days(limit)
+    fewest, most = _calendar_days(limit, holidays)
     if kind == "within":
         return 24.0 * fewest, 24.0 * (most + 1)
     if limit.unit == "days":
@@ -203,14 +216,14 @@ def gap_range(limit: Duration, kind: Literal["within", "at_least"]) -> tuple[flo
 
 def allowed_hours(limit: Duration, reading: Reading) -> float:
     """The latest gap a ``within`` timescale allows, in hours, in ``reading``."""
-    shortest, longest = gap_range(limit, "within")
-    return longest if reading == "favourable" else shortest
+    shortest, longest = gap_range(limit, "within", reading != "ordinary")
+    return shortest if reading == "strict" else longest
 
 
 def required_hours(limit: Duration, reading: Reading) -> float:
     """The least gap an ``at_least`` timescale demands, in hours, in ``reading``."""
-    shortest, longest = gap_range(limit, "at_least")
-    return shortest if reading == "favourable" else longest
+    shortest, longest = gap_range(limit, "at_least", reading != "ordinary")
+    return longest if reading == "strict" else shortest
 
 
 # -- guards and scenarios ----------------------------------------------------------------------
@@ -893,7 +906,8 @@ class Clash:
         deadlines: A minimal set of deadline ids that clash (drop any one and the rest can
             be kept on this run), in the order the procedure declares them.
         rules: The rule ids those deadlines cite.
-        reading: ``favourable``: a clash whatever the calendar; ``strict``: a clash when the
+        reading: ``favourable``: a clash whatever the calendar; ``ordinary``: in every week
+            without bank holidays; ``strict``: a clash when the
             timescales are at their tightest (on some dates only).
         guards: Values of the ``when`` guards of those deadlines, as the case has them.
         facts: An example case: the facts set true that give those guard values.
@@ -1041,7 +1055,8 @@ def find_clashes(procedure: Procedure | ProcedureGraph, reading: Reading = "favo
 
     Args:
         procedure: The procedure (or its already built configuration graph).
-        reading: ``favourable`` (prove whatever the calendar) or ``strict``.
+        reading: ``favourable`` (prove whatever the calendar), ``ordinary`` (weekends, no
+            bank holidays) or ``strict``.
         max_starts: Each deadline is checked over its first ``max_starts`` clocks on a run.
 
     Returns:
@@ -1095,6 +1110,10 @@ def _message(clash: Clash) -> str:
     if clash.reading == "favourable":
         when = ("whatever the calendar (each timescale read as generously as any date "
                 f"from {CALENDAR_FIRST.year} to {CALENDAR_LAST.year} and any time of day allow)")
+    elif clash.reading == "ordinary":
+        when = ("in every ordinary week (each timescale read as generously as weekends allow, "
+                "with no bank holiday): only a run of bank holidays, such as Easter or "
+                "Christmas, could make room for them")
     else:
         when = ("on some dates: with each timescale at its tightest (no weekend or bank "
                 "holiday to stretch it, started late in the day) they clash, so they can be "
@@ -1114,12 +1133,16 @@ def _message(clash: Clash) -> str:
 def check_timescales(pg: ProcedureGraph, max_starts: int = MAX_STARTS) -> list[Finding]:
     """Prove the deadlines can all be kept, or show where they clash.
 
-    A clash in the most favourable reading of the calendar is an error; one that shows
-    only in the strict reading is a warning. Running out of states is a warning too (the
-    proof is then incomplete).
+    A clash in the most favourable reading of the calendar, or in the ordinary reading
+    (weekends, no bank holidays), is an error; one that shows only in the strict reading
+    is a warning. Running out of states is a warning too (the proof is then incomplete).
     """
     out: list[Finding] = []
     errors, complete = find_clashes(pg, "favourable", max_starts)
+    if complete:
+        ordinary, complete = find_clashes(pg, "ordinary", max_starts)
+        keys = {c.key for c in errors}
+        errors = [*errors, *(c for c in ordinary if c.key not in keys)]
     seen = {c.key for c in errors}
     for clash in errors:
         out.append(Finding("timescales", "error", _message(clash), clash.rules, clash.path))
