@@ -622,7 +622,7 @@ def calibrate_cmd(data: Path, procedure_ref: str, out: Path, base: str, fmt: str
     import secrets
 
     from model.errors import InputError, Problem
-    from model.loader import load_procedure
+    from model.loader import load_procedure, resolve_procedure_path
     from simulations.calibrate import calibrate, scenario_yaml
     from simulations.casedata import Pseudonymiser
     from simulations.conform import conform
@@ -632,9 +632,8 @@ def calibrate_cmd(data: Path, procedure_ref: str, out: Path, base: str, fmt: str
     base_scenario = load_scenario(base)
     procedure = load_procedure(procedure_ref)
     if procedure.id != base_scenario.procedure.id:
-        base_scenario = load_scenario(base, {"procedure": str(
-            __import__("model.loader", fromlist=["x"]).resolve_procedure_path(procedure_ref)
-            .resolve())})
+        path = resolve_procedure_path(procedure_ref).resolve()
+        base_scenario = load_scenario(base, {"procedure": str(path)})
     if not out.name.endswith(".yaml"):
         raise InputError([Problem("--out", None, "", "the scenario file must end in .yaml",
                                   str(out))])
