@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
+from helpers import without_plan_agreed
 
 from cpsim.cli import main
-from model.loader import BUILTIN_DIR
 
 CPSIM = Path(sys.executable).with_name("cpsim")
 PROMPT = "walk> "
@@ -151,18 +150,9 @@ def test_bad_facts_and_unknown_procedure_exit_2():
     assert run("walk", "west-midland-2014").exit_code == 2
 
 
-def mutate_without_plan_agreed(folder: Path) -> Path:
-    data = yaml.safe_load((BUILTIN_DIR / "west-midlands-2014.yaml").read_text())
-    data["procedure"] = "wm-without-plan-agreed"
-    del data["transitions"]["plan_agreed"]
-    path = folder / "wm-without-plan-agreed.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 def test_replay_a_check_counterexample_on_the_broken_procedure(tmp_path):
     """`cpsim check` output saved to a file walks through exactly how the procedure breaks."""
-    procedure = mutate_without_plan_agreed(tmp_path)
+    procedure = without_plan_agreed(tmp_path)
     check = run("check", str(procedure))
     assert check.exit_code == 1
     output = tmp_path / "check-output.txt"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
+from helpers import without_plan_agreed
 
 from model.check import check_procedure, format_report
-from model.loader import BUILTIN_DIR, available_procedures, load_procedure
+from model.loader import available_procedures, load_procedure
 
 
 @pytest.mark.parametrize("name", available_procedures())
@@ -19,18 +17,9 @@ def test_shipped_procedure_passes_check(name):
     assert report.stats["configurations"] > 1
 
 
-def mutate_without_plan_agreed(tmp_path: Path) -> Path:
-    data = yaml.safe_load((BUILTIN_DIR / "west-midlands-2014.yaml").read_text())
-    data["procedure"] = "wm-without-plan-agreed"
-    del data["transitions"]["plan_agreed"]
-    path = tmp_path / "wm-without-plan-agreed.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 def test_removing_plan_agreed_fails_with_counterexample(tmp_path):
     """Without `plan_agreed`, a conference that opens can never end: check shows the run."""
-    report = check_procedure(load_procedure(mutate_without_plan_agreed(tmp_path)))
+    report = check_procedure(load_procedure(without_plan_agreed(tmp_path)))
     assert not report.ok
     prop = [f for f in report.findings if f.check == "property:conference_ends_with_plan"]
     assert prop, format_report(report)

@@ -6,11 +6,11 @@ import functools
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
+from helpers import without_plan_agreed
 
 from cpsim.cli import main
-from model.loader import BUILTIN_DIR, available_procedures, load_procedure
+from model.loader import available_procedures, load_procedure
 from model.paths import (
     COVER_MODES,
     counted_triggers,
@@ -102,17 +102,8 @@ def test_summary_says_greedy_and_lists_each_walk():
     assert lines[2].endswith(" steps)")
 
 
-def mutated(tmp_path: Path) -> Path:
-    data = yaml.safe_load((BUILTIN_DIR / "west-midlands-2014.yaml").read_text())
-    data["procedure"] = "wm-without-plan-agreed"
-    del data["transitions"]["plan_agreed"]
-    path = tmp_path / "wm-without-plan-agreed.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 def test_what_cannot_be_covered_is_said(tmp_path):
-    procedure = load_procedure(mutated(tmp_path))
+    procedure = load_procedure(without_plan_agreed(tmp_path))
     states = plan_walks(procedure, "states")
     reasons = dict(states.uncovered)
     assert reasons["icpc.outcome"] == "never reached from a new case, even with guards ignored"
@@ -144,7 +135,7 @@ def test_cli_writes_transcripts_and_replaces_old_ones(tmp_path):
 
 
 def test_cli_exits_1_when_something_cannot_be_covered(tmp_path):
-    result = CliRunner().invoke(main, ["paths", str(mutated(tmp_path)), "--cover",
+    result = CliRunner().invoke(main, ["paths", str(without_plan_agreed(tmp_path)), "--cover",
                                        "transitions", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "cannot be covered" in result.output

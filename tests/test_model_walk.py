@@ -6,11 +6,11 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers import without_plan_agreed
 
 from model.check import check_procedure, format_report
 from model.errors import InputError
-from model.loader import BUILTIN_DIR, load_procedure
+from model.loader import load_procedure
 from model.walk import (
     DEFAULT_START,
     CommandError,
@@ -27,17 +27,6 @@ from model.walk import (
     replay_counterexample,
     replay_transcript,
 )
-
-
-def mutate_without_plan_agreed(folder: Path) -> Path:
-    """West Midlands without `plan_agreed`: a conference that opens can never end."""
-    data = yaml.safe_load((BUILTIN_DIR / "west-midlands-2014.yaml").read_text())
-    data["procedure"] = "wm-without-plan-agreed"
-    del data["transitions"]["plan_agreed"]
-    path = folder / "wm-without-plan-agreed.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
 
 TO_ICPC = ["decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
            "book_icpc", "proceed_to_icpc"]
@@ -308,7 +297,7 @@ def test_transcript_from_another_procedure_is_noted(wm):
 # -- counterexamples ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory) -> Path:
-    return mutate_without_plan_agreed(tmp_path_factory.mktemp("mutated"))
+    return without_plan_agreed(tmp_path_factory.mktemp("mutated"))
 
 
 def test_check_output_becomes_counterexamples(broken):
