@@ -65,6 +65,7 @@ def check(procedures: tuple[str, ...], all_: bool, verbose: bool, timescales: bo
     from model.check import check_procedure, format_report
     from model.loader import available_procedures, load_procedure
     from model.timescales import event_from_text, format_timescales, timescale_bounds
+    from model.trace import check_encoding
 
     names = list(procedures) + (list(available_procedures()) if all_ else [])
     if not names:
@@ -86,7 +87,7 @@ def check(procedures: tuple[str, ...], all_: bool, verbose: bool, timescales: bo
         raise InputError(problems)
     failed = 0
     for procedure, start in zip(loaded, origins, strict=True):
-        report = check_procedure(procedure)
+        report = check_procedure(procedure).with_check("encoding", check_encoding(procedure))
         click.echo(format_report(report, verbose=verbose))
         failed += not report.ok
         if timescales or origin:
@@ -122,6 +123,75 @@ def diagram(procedure: str, stage: str | None, fmt: str, out: Path | None) -> No
     target = out or Path("out") / f"{proc.id}{'-' + stage if stage else ''}.{fmt}"
     render_diagram(proc, target, fmt, stage)  # type: ignore[arg-type]
     click.echo(f"wrote {target}")
+
+
+@main.command("trace")
+@click.argument("procedure", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every shipped procedure, one file each.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "csv"]), default="md",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here instead of printing (one procedure).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --all: the folder to write PROCEDURE.FORMAT files to "
+                   "(default: out/trace).")
+@_input_errors
+def trace_cmd(procedure: str | None, all_: bool, fmt: str, out: Path | None,
+              out_dir: Path | None) -> None:
+    """Print PROCEDURE's rule trace: every rule id, where it is encoded and how, or why not.
+
+    One row per rule of the registry: the elements that enforce it (structure, deadline,
+    property, record, resource), or `not encoded` with the procedure's reason or "source not
+    used by this procedure". Exit 1 when a rule of a source the procedure uses is neither
+    encoded nor given a reason (`not_encoded`).
+    """
+    from model.errors import Problem
+    from model.loader import available_procedures, load_procedure
+    from model.trace import TraceMatrix, trace, trace_csv, trace_markdown
+
+    if all_ == (procedure is not None):
+        raise click.UsageError("name a procedure, or use --all")
+    if all_ and out is not None:
+        raise click.UsageError("--all writes one file per procedure: use --out-dir")
+    if not all_ and out_dir is not None:
+        raise click.UsageError("--out-dir goes with --all; for one procedure use --out")
+
+    def render(matrix: TraceMatrix) -> str:
+        if fmt == "md":
+            return trace_markdown(matrix)
+        if fmt == "csv":
+            return trace_csv(matrix)
+        from reports.trace import render_trace_html
+
+        return render_trace_html(matrix)
+
+    names = list(available_procedures()) if all_ else [str(procedure)]
+    problems: list[Problem] = []
+    matrices: list[TraceMatrix] = []
+    for name in names:
+        try:
+            matrices.append(trace(load_procedure(name)))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    if all_:
+        folder = out_dir or Path("out") / "trace"
+        for matrix in matrices:
+            target = folder / f"{matrix.procedure}.{fmt}"
+            _write_text(target, render(matrix))
+            click.echo(f"wrote {target}")
+    elif out is not None:
+        _write_text(out, render(matrices[0]))
+        click.echo(f"wrote {out}")
+    else:
+        text = render(matrices[0])
+        click.echo(text if text.endswith("\n") else text + "\n", nl=False)
+    failing = [(m.procedure, r.rule) for m in matrices for r in m.failures]
+    if failing:
+        for name, rule in failing:
+            click.echo(f"not encoded and no reason given: {name}: {rule}", err=True)
+        sys.exit(1)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -382,6 +452,7 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     from model.check import check_procedure, format_report
     from model.diff import diff_procedures, format_diff
     from model.errors import InputError
+    from model.trace import check_encoding
     from simulations.experiments import compare as run_compare
     from simulations.experiments import resolve_subject, subject_name
 
@@ -398,7 +469,9 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     settings = _settings(sa, replications, seed, horizon_days, warm_up_days, machine,
                          no_event_log)
     name_a, name_b = subject_name(sa), subject_name(sb)
-    checks = [(name_a, check_procedure(sa.procedure)), (name_b, check_procedure(sb.procedure))]
+    checks = [(name, check_procedure(s.procedure).with_check("encoding",
+                                                             check_encoding(s.procedure)))
+              for name, s in ((name_a, sa), (name_b, sb))]
     for name, rep in sorted(checks, key=lambda c: c[1].ok):
         verdict = "PASS" if rep.ok else "FAIL"
         click.echo(f"check {name}: {verdict}")

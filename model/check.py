@@ -84,6 +84,17 @@ class CheckReport:
         """True when no finding is an error."""
         return not any(f.severity == "error" for f in self.findings)
 
+    def with_check(self, name: str, findings: Iterable[Finding]) -> CheckReport:
+        """This report with one more check's findings (``name`` passes when none is an error).
+
+        For checks that live outside this module (e.g. :func:`model.trace.check_encoding`),
+        so that they need not be imported here.
+        """
+        extra = tuple(findings)
+        passed = self.passed if any(f.severity == "error" for f in extra) else (
+            *self.passed, name)
+        return CheckReport(self.procedure, (*self.findings, *extra), passed, dict(self.stats))
+
 
 def _steps(moves: Iterable[Move]) -> tuple[PathStep, ...]:
     return tuple(PathStep(u, t.trigger, t.id, v, t.rules) for u, v, t in moves)

@@ -3,6 +3,10 @@
 Every problem in a file is collected and reported together, each naming the file, line,
 field and offending value, with "did you mean" for near-miss names. Nothing in a file is
 evaluated as code: guards are names looked up in :mod:`model.guards`.
+
+Every element cites ``rules``, gives a ``basis``, or both; a cited rule must come from one of
+the file's ``sources`` (when it declares them) and, once the whole procedure is built, must be
+enforced by its element (:func:`model.trace.unenforced`, the table of ``docs/citations.md``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from typing import Any, cast
 
 from model.errors import InputError, Problem, did_you_mean
 from model.guards import GUARDS
-from model.rules import load_rules
+from model.rules import SOURCE_TITLES, load_rules
 from model.spec import (
+    BASIS_KINDS,
     MANAGER_LEVELS,
     PATTERNS,
     ROLES,
+    Basis,
+    BasisKind,
     Deadline,
     EventKind,
     EventRef,
@@ -35,6 +42,7 @@ from model.spec import (
     State,
     Transition,
 )
+from model.trace import unenforced, used_sources
 from model.types import DURATION_UNITS, Duration, RuleId, StateId
 from model.yamlsrc import LList, LMap, Where, load_yaml_text
 
@@ -52,9 +60,12 @@ TOP_KEYS = (
     "transitions",
     "deadlines",
     "properties",
+    "sources",
+    "not_encoded",
 )
-STATE_KEYS = ("rules", "summary", "terminal", "initial", "states", "include", "exhaustive")
-REGION_KEYS = ("rules", "summary", "initial", "states")
+STATE_KEYS = ("rules", "basis", "summary", "terminal", "initial", "states", "include",
+              "exhaustive")
+REGION_KEYS = ("rules", "basis", "summary", "initial", "states")
 TRANSITION_KEYS = (
     "trigger",
     "source",
@@ -62,6 +73,7 @@ TRANSITION_KEYS = (
     "guard",
     "when_in",
     "rules",
+    "basis",
     "summary",
     "resources",
     "records",
@@ -77,6 +89,7 @@ DEADLINE_KEYS = (
     "repeats",
     "cancelled_by",
     "rules",
+    "basis",
     "summary",
 )
 PROPERTY_KEYS = (
@@ -92,8 +105,10 @@ PROPERTY_KEYS = (
     "exits",
     "state",
     "rules",
+    "basis",
     "summary",
 )
+BASIS_KEYS = ("kind", "note")
 PATTERN_FIELDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # pattern: (required fields, optional fields)
     "absence": (("of",), ()),
@@ -209,6 +224,10 @@ class _Builder:
         self.included_transitions: list[Transition] = []
         self.included_deadlines: list[Deadline] = []
         self.included_properties: list[Property] = []
+        self.included_sources: list[str] = []
+        self.included_not_encoded: dict[RuleId, str] = {}
+        self.citations: list[tuple[Where, str, RuleId]] = []
+        self.cite_at: dict[str, dict[RuleId, tuple[Where, int]]] = {}
 
     # -- small helpers --------------------------------------------------------------------
     def err(
@@ -273,10 +292,17 @@ class _Builder:
         return tuple(out)
 
     def rule_ids(self, m: LMap, field: str) -> tuple[RuleId, ...]:
+        """The element's ``rules``; remembers where each was written for later checks.
+
+        An element needs ``rules`` (a non-empty list), a ``basis``, or both.
+        """
         value = m.get("rules")
         if value is None:
-            self.err(m.at("rules") if "rules" in m else (m.file, m.line), f"{field}.rules",
-                     "every element must cite at least one rule id")
+            if m.get("basis") is None:
+                self.err(m.at("rules") if "rules" in m else (m.file, m.line), f"{field}.rules",
+                         "every element cites the rule ids it encodes (`rules: [...]`) or says "
+                         "why it is there without one (`basis: {kind: assumption | "
+                         "local-standard, note: ...}`), or both")
             return ()
         if not isinstance(value, LList) or not value:
             self.err(m.at("rules"), f"{field}.rules", "must be a non-empty list of rule ids",
@@ -294,7 +320,105 @@ class _Builder:
                 )
                 continue
             out.append(rid)
+            self.citations.append((value.at(i), f"{field}.rules[{i}]", rid))
+            self.cite_at.setdefault(field, {}).setdefault(rid, (value.at(i), i))
         return tuple(out)
+
+    def basis(self, m: LMap, field: str) -> Basis | None:
+        """The element's ``basis: {kind: assumption | local-standard, note: ...}``, if any."""
+        value = m.get("basis")
+        if value is None:
+            return None
+        fld = f"{field}.basis"
+        if not isinstance(value, LMap):
+            self.err(m.at("basis"), fld,
+                     'must be {kind: assumption | local-standard, note: "one sentence"}', value)
+            return None
+        self.check_keys(value, BASIS_KEYS, fld)
+        kind = value.get("kind")
+        if kind is None:
+            self.err(value.at("kind"), f"{fld}.kind", "is required (assumption or local-standard)")
+        elif kind not in BASIS_KINDS:
+            self.err(value.at("kind"), f"{fld}.kind", "must be assumption or local-standard",
+                     kind, did_you_mean(kind, BASIS_KINDS))
+            kind = None
+        note = self.text(value, "note", fld, required=True)
+        if kind is None or not note:
+            return None
+        return Basis(cast(BasisKind, kind), note)
+
+    def sources(self, raw: LMap) -> tuple[str, ...] | None:
+        """The top-level ``sources: [CODE, ...]``; None when the file declares none."""
+        value = raw.get("sources")
+        if value is None:
+            return None
+        if not isinstance(value, LList) or not value:
+            self.err(raw.at("sources"), "sources",
+                     "must be a non-empty list of source codes, e.g. [WM, WT, CAL]", value)
+            return None
+        out: list[str] = []
+        for i, code in enumerate(value):
+            if not isinstance(code, str) or code not in SOURCE_TITLES:
+                self.err(value.at(i), f"sources[{i}]",
+                         "unknown source code (one of " + ", ".join(SOURCE_TITLES) + ")",
+                         code, did_you_mean(code, SOURCE_TITLES))
+                continue
+            if code in out:
+                self.err(value.at(i), f"sources[{i}]", "source listed twice", code)
+                continue
+            out.append(code)
+        return tuple(out)
+
+    def not_encoded(self, raw: LMap) -> dict[RuleId, str]:
+        """The top-level ``not_encoded: {RULE-ID: reason}``."""
+        value = raw.get("not_encoded")
+        if value is None:
+            return {}
+        if not isinstance(value, LMap):
+            self.err(raw.at("not_encoded"), "not_encoded",
+                     'must be a mapping of rule ids to reasons, e.g. {WM-1c: "..."}', value)
+            return {}
+        out: dict[RuleId, str] = {}
+        for rid in value:
+            if rid not in self.rules:
+                self.err(value.at(rid), f"not_encoded.{rid}",
+                         "unknown rule id (see model/rules.yaml)", rid,
+                         did_you_mean(rid, self.rules))
+                continue
+            if value[rid] is None:
+                self.err(value.at(rid), f"not_encoded.{rid}",
+                         "needs the reason the rule is left out, as text")
+                continue
+            reason = self.text(value, rid, "not_encoded")
+            if reason:
+                out[rid] = reason
+        return out
+
+    def check_sources(self, sources: tuple[str, ...]) -> None:
+        """Every rule this file cites comes from one of its declared sources."""
+        for where, field, rid in self.citations:
+            source = self.rules[rid].source
+            if source not in sources:
+                self.err(where, field,
+                         f"cites {rid} of source {source}, which is not in `sources` "
+                         f"({', '.join(sources)}): add {source} to `sources` (if this procedure "
+                         f"draws on it) or stop citing {rid}", rid)
+
+    def check_enforced(self, procedure: Procedure) -> None:
+        """Every citation is enforced by its element (the classifier of model.trace)."""
+        for item in unenforced(procedure):
+            if item.element_kind == "state" and item.element_id in self.state_where:
+                field = self.state_where[item.element_id][1]
+            elif item.element_kind == "region":
+                field = f"regions.{item.element_id}"
+            else:
+                field = f"{item.element_kind}s.{item.element_id}"
+            where: Where = (item.origin.file, item.origin.line)
+            found = self.cite_at.get(field, {}).get(item.rule)
+            index = item.index
+            if found is not None:
+                where, index = found
+            self.err(where, f"{field}.rules[{index}]", item.message, item.rule)
 
     def duration(self, m: LMap, key: str, field: str) -> Duration | None:
         value = m.get(key)
@@ -355,10 +479,11 @@ class _Builder:
                 self.err(m.at(name), sfield, "state defined twice", sid)
                 continue
             if not isinstance(spec, LMap):
-                self.err(m.at(name), sfield, "must be a mapping with at least `rules`", spec)
+                self.err(m.at(name), sfield, "must be a mapping with `rules` or `basis`", spec)
                 continue
             self.check_keys(spec, STATE_KEYS, sfield)
             rules = self.rule_ids(spec, sfield)
+            basis = self.basis(spec, sfield)
             summary = self.text(spec, "summary", sfield)
             terminal = spec.get("terminal", False)
             if not isinstance(terminal, bool):
@@ -411,6 +536,7 @@ class _Builder:
                 region=region,
                 exhaustive=exhaustive,
                 included_from=included_from,
+                basis=basis,
             )
             self.state_where[sid] = (spec, sfield)
             ids.append(sid)
@@ -443,6 +569,9 @@ class _Builder:
                 self.problems.extend(exc.problems)
             return None
         self.includes.append(sub.id)
+        self.included_sources.extend(used_sources(sub))
+        for rid, reason in sub.not_encoded.items():
+            self.included_not_encoded.setdefault(rid, reason)
         self.files.extend(f for f in sub.files if f not in self.files)
         sub_regions = set(sub.regions)
 
@@ -540,7 +669,8 @@ class _Builder:
             if not ID_RE.match(tid):
                 self.err(m.at(tid), field, "transition ids are lower_snake_case", tid)
             if not isinstance(spec, LMap):
-                self.err(m.at(tid), field, "must be a mapping with source, dest and rules", spec)
+                self.err(m.at(tid), field,
+                         "must be a mapping with source, dest and rules or basis", spec)
                 continue
             self.check_keys(spec, TRANSITION_KEYS, field)
             trigger = spec.get("trigger", tid)
@@ -579,6 +709,7 @@ class _Builder:
                     self.err(spec.at("records"), f"{field}.records",
                              "recorded fields are lower_snake_case", r)
             rules = self.rule_ids(spec, field)
+            basis = self.basis(spec, field)
             summary = self.text(spec, "summary", field)
             if dest is None or not sources:
                 continue
@@ -595,6 +726,7 @@ class _Builder:
                 resources=resources,
                 records=records,
                 internal=internal,
+                basis=basis,
             )
             self.check_transition_regions(t, spec, field)
             out.append(t)
@@ -736,6 +868,7 @@ class _Builder:
                         if ev is not None:
                             cancelled.append(ev)
             rules = self.rule_ids(spec, field)
+            basis = self.basis(spec, field)
             summary = self.text(spec, "summary", field)
             if start is None or end is None:
                 continue
@@ -752,6 +885,7 @@ class _Builder:
                     when=when,
                     repeats=repeats,
                     cancelled_by=tuple(cancelled),
+                    basis=basis,
                 )
             )
         return out
@@ -769,6 +903,7 @@ class _Builder:
                 self.err(spec.at("pattern"), f"{field}.pattern", "unknown property pattern",
                          pattern, did_you_mean(pattern, PATTERNS))
                 self.rule_ids(spec, field)
+                self.basis(spec, field)
                 continue
             required, optional = PATTERN_FIELDS[pattern]
             for key in required:
@@ -776,7 +911,7 @@ class _Builder:
                     self.err(m.at(pid), f"{field}.{key}", f"is required for pattern {pattern}")
             for key in spec:
                 if key in PROPERTY_KEYS and key not in (*required, *optional, "pattern", "rules",
-                                                        "summary"):
+                                                        "basis", "summary"):
                     self.err(spec.at(key), f"{field}.{key}",
                              f"does not apply to pattern {pattern}", key)
             events: dict[str, EventRef | None] = {}
@@ -817,6 +952,7 @@ class _Builder:
                     self.err(m.at(pid), field, "no transition records this field", name,
                              did_you_mean(name, recorded))
             rules = self.rule_ids(spec, field)
+            basis = self.basis(spec, field)
             summary = self.text(spec, "summary", field)
             out.append(
                 Property(
@@ -835,6 +971,7 @@ class _Builder:
                     order=order,
                     exits=exits,
                     state=state,
+                    basis=basis,
                 )
             )
         return out
@@ -851,6 +988,8 @@ class _Builder:
                      f"must match the file name '{self.name}'", declared)
         title = self.text(raw, "title", "", required=True)
         description = self.text(raw, "description", "")
+        declared_sources = self.sources(raw)
+        not_encoded = self.not_encoded(raw)
         states_map = self.mapping(raw, "states", "states")
         if states_map is None:
             self.err((raw.file, raw.line), "states", "is required")
@@ -873,11 +1012,12 @@ class _Builder:
                     continue
                 self.check_keys(rspec, REGION_KEYS, rfield)
                 rules = self.rule_ids(rspec, rfield)
+                basis = self.basis(rspec, rfield)
                 summary = self.text(rspec, "summary", rfield)
                 self.regions.append(rname)
                 # Placeholder first so the region precedes its states in declared order.
                 self.states[rname] = State(rname, rules, summary, self.origin(regions_map, rname),
-                                           region=rname)
+                                           region=rname, basis=basis)
                 sub = self.mapping(rspec, "states", rfield)
                 children = (self.build_states(sub, rname, rname, f"{rfield}.states")
                             if sub is not None else ())
@@ -926,10 +1066,19 @@ class _Builder:
         properties = self.included_properties + (
             self.build_properties(pr_map, triggers, recorded) if pr_map is not None else []
         )
+        sources: tuple[str, ...] = ()
+        if declared_sources is not None:
+            sources = tuple(dict.fromkeys((*declared_sources, *self.included_sources)))
+            self.check_sources(sources)
+        # An included procedure's reasons come along, for the rules nothing here cites.
+        cited = {r for group in (self.states.values(), transitions, deadlines, properties)
+                 for e in group for r in e.rules}
+        not_encoded = {**{r: why for r, why in self.included_not_encoded.items()
+                          if r not in cited}, **not_encoded}
         if self.problems:
             raise InputError(self.problems)
         assert isinstance(initial, str)
-        return Procedure(
+        procedure = Procedure(
             id=self.name,
             title=title,
             description=description,
@@ -942,7 +1091,14 @@ class _Builder:
             extends=self.chain,
             includes=tuple(self.includes),
             files=tuple(self.files),
+            sources=sources,
+            not_encoded=MappingProxyType(not_encoded),
         )
+        # Whether each citation is enforced depends on the whole procedure: check it last.
+        self.check_enforced(procedure)
+        if self.problems:
+            raise InputError(self.problems)
+        return procedure
 
 
 def _read_chain(path: Path, stack: tuple[Path, ...]) -> tuple[LMap, tuple[str, ...],

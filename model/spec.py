@@ -1,13 +1,15 @@
 """Frozen description of a procedure: states, transitions, deadlines and declared properties.
 
-Every element carries the rule ids it encodes and where it was written (file and line), so a
-finding can point back to both the source document and the procedure file.
+Every element carries the rule ids it encodes (or the basis it rests on where no source states
+it) and where it was written (file and line), so a finding can point back to both the source
+document and the procedure file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from model.types import Duration, GuardId, RuleId, StateId, TriggerId
@@ -54,6 +56,9 @@ MANAGER_LEVELS: tuple[ManagerLevel, ...] = (
     "executive_group",
 )
 
+BasisKind = Literal["assumption", "local-standard"]
+BASIS_KINDS: tuple[BasisKind, ...] = ("assumption", "local-standard")
+
 EventKind = Literal["trigger", "enter", "exit"]
 Pattern = Literal[
     "absence",
@@ -87,6 +92,21 @@ class Origin:
     def __str__(self) -> str:
         """Return ``file:line``."""
         return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """Why an element (or a number in it) is there when no source states it.
+
+    Attributes:
+        kind: ``local-standard`` for a common local practice (the note names the ``CAL-T``
+            row or the practice); ``assumption`` for the project's own modelling choice (the
+            note says why).
+        note: One sentence.
+    """
+
+    kind: BasisKind
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +154,7 @@ class State:
         terminal: A case may rest (end) here.
         region: The orthogonal region this state belongs to; None for the main flow.
         exhaustive: Guards the procedure declares to cover every case at this decision point.
+        basis: Where no source states the stage (or something about it): why it is there.
     """
 
     id: StateId
@@ -147,6 +168,7 @@ class State:
     region: str | None = None
     exhaustive: tuple[GuardId, ...] = ()
     included_from: str | None = None
+    basis: Basis | None = None
 
     @property
     def is_compound(self) -> bool:
@@ -181,6 +203,7 @@ class Transition:
     resources: tuple[ResourceNeed, ...] = ()
     records: tuple[str, ...] = ()
     internal: bool = False
+    basis: Basis | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +231,7 @@ class Deadline:
     when: GuardId | None = None
     repeats: bool = False
     cancelled_by: tuple[EventRef, ...] = ()
+    basis: Basis | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +256,7 @@ class Property:
     order: tuple[StateId, ...] = ()
     exits: tuple[StateId, ...] = ()
     state: StateId | None = None
+    basis: Basis | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +270,12 @@ class Procedure:
         states: Every state by id, in the order written (main flow first, then regions).
         extends: The chain of procedures this one is built on, nearest first.
         files: Every file that contributed, with its SHA-256, for provenance.
+        sources: The source codes (``model.rules.SOURCE_TITLES``) the procedure draws on, as
+            declared (with those of included procedures added); empty when the file declares
+            none, in which case every source it cites counts as used
+            (:func:`model.trace.used_sources`).
+        not_encoded: Rules of its sources the procedure deliberately leaves out, each with
+            the reason.
     """
 
     id: str
@@ -259,6 +290,10 @@ class Procedure:
     extends: tuple[str, ...] = ()
     includes: tuple[str, ...] = ()
     files: tuple[tuple[str, str], ...] = field(default=())
+    sources: tuple[str, ...] = ()
+    not_encoded: Mapping[RuleId, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def triggers(self) -> tuple[TriggerId, ...]:

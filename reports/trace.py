@@ -1,0 +1,30 @@
+"""The rule trace of a procedure as one self-contained HTML page (``cpsim trace --format html``).
+
+The page is rendered by jinja2 with autoescaping on; text taken from procedure files (titles,
+summaries, reasons, basis notes) is never marked safe.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from model.rules import SOURCE_TITLES
+from model.spec import Origin
+from model.trace import ENFORCEMENT_KINDS, NO_REASON, TraceMatrix, kind_names
+from reports.report import template_environment
+
+
+def _where(origin: Origin) -> str:
+    return f"{PurePath(origin.file).name}:{origin.line}"
+
+
+def render_trace_html(matrix: TraceMatrix) -> str:
+    """The trace matrix as an HTML page (autoescaped jinja2 template ``trace.html``)."""
+    return template_environment().get_template("trace.html").render(
+        matrix=matrix,
+        source_titles=SOURCE_TITLES,
+        enforcement_kinds=ENFORCEMENT_KINDS,
+        no_reason=NO_REASON,
+        where=_where,
+        kind_names=kind_names,
+    )
