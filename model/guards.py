@@ -68,6 +68,19 @@ def _caf_completed(ctx: GuardContext) -> bool:
     return bool(ctx.facts.get("caf_completed"))
 
 
+def _designated_review_just_held(ctx: GuardContext) -> bool:
+    # The review now deciding is the designated (4th) one (NCL-7.1.6, NCL-7.3.8): it has
+    # sat, and no ordinary review has sat after it.
+    return (ctx.episode.get("designated_review_opens", 0) >= 1
+            and ctx.episode.get("review_opens", 0) == 3)
+
+
+def _conference_cancellation_unraised(ctx: GuardContext) -> bool:
+    # Walsall (WAL-canc): each conference date that did not go ahead gives grounds once.
+    cancelled = ctx.counts.get("postpone_icpc", 0) + ctx.counts.get("postpone_review", 0)
+    return cancelled > ctx.counts.get("conference_cancelled", 0)
+
+
 _REGISTRY: tuple[Guard, ...] = (
     Guard(
         "extended_notice_needed",
@@ -115,6 +128,36 @@ _REGISTRY: tuple[Guard, ...] = (
         lambda ctx: not _caf_completed(ctx),
         "No common assessment (CAF) has been completed yet.",
     ),
+    Guard(
+        "conference_cancellation_unraised",
+        _conference_cancellation_unraised,
+        "A conference date has not gone ahead and no resolution has yet been raised for it.",
+    ),
+    Guard(
+        "pre_birth",
+        lambda ctx: bool(ctx.facts.get("pre_birth")),
+        "The conference is about an unborn child (a pre-birth conference).",
+    ),
+    Guard(
+        "domestic_abuse",
+        lambda ctx: bool(ctx.facts.get("domestic_abuse")),
+        "There is domestic abuse in the family.",
+    ),
+    Guard(
+        "child_needs_translator",
+        lambda ctx: bool(ctx.facts.get("child_first_language_not_english")),
+        "The child's first language is not English.",
+    ),
+    Guard(
+        "designated_review_just_held",
+        _designated_review_just_held,
+        "The review now deciding is the designated (4th) review conference of this plan.",
+    ),
+    Guard(
+        "designated_review_not_just_held",
+        lambda ctx: not _designated_review_just_held(ctx),
+        "The review now deciding is not the designated (4th) review conference.",
+    ),
 )
 
 GUARDS: Mapping[GuardId, Guard] = MappingProxyType({g.name: g for g in _REGISTRY})
@@ -125,6 +168,7 @@ EXHAUSTIVE_GROUPS: tuple[frozenset[GuardId], ...] = (
     frozenset({"designated_review_due", "ordinary_review_due"}),
     frozenset({"practice_is_good", "practice_concern"}),
     frozenset({"caf_completed", "caf_not_completed"}),
+    frozenset({"designated_review_just_held", "designated_review_not_just_held"}),
 )
 """Groups of guards that, between them, hold for every possible case."""
 
@@ -134,6 +178,9 @@ FACTS: tuple[str, ...] = (
     "interpreter_needed",
     "practice_is_good",
     "caf_completed",
+    "pre_birth",
+    "domestic_abuse",
+    "child_first_language_not_english",
 )
 """The case facts the guards read; a scenario may set the share of cases with each."""
 

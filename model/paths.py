@@ -161,8 +161,8 @@ def fact_variants(procedure: Procedure) -> tuple[dict[str, bool], ...]:
     triggers counted, so count-based guards do not split the facts.
 
     >>> from model.loader import load_procedure
-    >>> fact_variants(load_procedure("newcastle-2010"))
-    ({}, {'parent_learning_disability': True})
+    >>> [sorted(f) for f in fact_variants(load_procedure("newcastle-2010"))][:4]
+    [[], ['parent_learning_disability'], ['pre_birth'], ['domestic_abuse']]
     """
     guards = _used_guards(procedure)
     seen: dict[tuple[bool, ...], dict[str, bool]] = {}

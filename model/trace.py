@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Literal, TypeAlias
@@ -299,8 +299,7 @@ def _crosses(procedure: Procedure, t: Transition, event: EventRef) -> bool:
 
 
 def _deadline_touches_transition(procedure: Procedure, d: Deadline, t: Transition) -> bool:
-    """``t`` starts, stops or cancels ``d``'s clock: by its trigger, or by the states it
-    enters or leaves."""
+    """``t`` starts, stops or cancels ``d``'s clock, by its trigger or a state it crosses."""
     return any(ev.name == t.trigger if ev.kind == "trigger" else _crosses(procedure, t, ev)
                for ev in _events(d))
 
@@ -666,3 +665,38 @@ def trace_csv(matrix: TraceMatrix) -> str:
 def kind_names(kinds: tuple[str, ...]) -> str:
     """The registry kinds spelt out, e.g. ``structural, invariant``."""
     return ", ".join(_KIND_NAMES.get(k, k) for k in kinds)
+
+
+def faithfulness_markdown(matrices: Sequence[TraceMatrix]) -> str:
+    """How faithful every procedure is: per procedure and used source, what is encoded.
+
+    Rules encoded (and how) and not encoded (with a reason), then every basis by kind.
+
+    This is the text of ``docs/trace/README.md`` and of the README's "How faithful is it"
+    section, so both always agree with ``cpsim trace``.
+    """
+    lines = [
+        "| Procedure | Source | Rules | Encoded | Not encoded (reason given) | No reason | "
+        + " | ".join(ENFORCEMENT_KINDS) + " |",
+        "|---|---|---:|---:|---:|---:|" + "---:|" * len(ENFORCEMENT_KINDS),
+    ]
+    for m in matrices:
+        for c in m.counts:
+            if not c.used:
+                continue
+            lines.append(
+                f"| `{m.procedure}` | {c.source} | {c.rules} | {c.encoded} | "
+                f"{c.not_encoded - c.unexplained} | {c.unexplained} | "
+                + " | ".join(str(n) for _, n in c.by_how) + " |")
+    lines += [
+        "",
+        "Elements that rest on a basis instead of (or beside) a cited rule:",
+        "",
+        "| Procedure | assumption | local-standard |",
+        "|---|---:|---:|",
+    ]
+    for m in matrices:
+        kinds = [b.kind for b in m.bases]
+        lines.append(f"| `{m.procedure}` | {kinds.count('assumption')} | "
+                     f"{kinds.count('local-standard')} |")
+    return "\n".join(lines) + "\n"

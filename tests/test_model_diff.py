@@ -113,8 +113,15 @@ def test_walsall_adds_a_region_with_its_states_and_elements(wm):
     assert ids(diff, "added", "state") == region_states
     assert {"start_informal", "escalate_1", "resolve"} <= ids(diff, "added", "transition")
     assert {"stage_1_response", "stage_5_response"} <= ids(diff, "added", "deadline")
-    assert ids(diff, "added", "property") == {"resolution_only_goes_up"}
-    assert {c.kind for c in diff.changes} == {"added"}
+    assert ids(diff, "added", "property") == {"resolution_only_goes_up",
+                                              "grounds_lead_to_a_settled_resolution"}
+    # Walsall's one-day report notice (WAL-rep) replaces WM-13's three days before an ICPC.
+    changed = {(c.element, c.id) for c in diff.changes if c.kind == "changed"}
+    assert changed == {("deadline", "icpc_reports"), ("deadline", "review_reports"),
+                       ("state", "icpc.preparation"),
+                       ("state", "icpc.preparation.awaiting_reports"),
+                       ("state", "icpc.preparation.ready"), ("transition", "reports_received")}
+    assert {c.kind for c in diff.changes} == {"added", "changed"}
     assert by_id(diff, "region", "resolution").rules == ("WAL-trig", "WAL-esc", "WAL-inv")
 
 

@@ -119,7 +119,7 @@ def test_guard_blocked_explains_which_guard():
     case, _ = machine.new_case("c-guard", facts={"practice_is_good": True})
     walk(machine, case, TO_ICPC)
     with pytest.raises(GuardBlocked) as info:
-        machine.fire(case, "start_informal", 50.0)
+        machine.fire(case, "practice_concern_found", 50.0)
     assert "practice_concern" in info.value.guards
     assert info.value.rules
 
@@ -130,10 +130,11 @@ def test_region_transition_waits_for_main_flow():
     machine = CompiledProcedure(proc, CAL)
     case, _ = machine.new_case("c-region", facts={"practice_is_good": False})
     with pytest.raises(GuardBlocked) as info:
-        machine.fire(case, "start_informal", 0.0)
+        machine.fire(case, "practice_concern_found", 0.0)
     assert "icpc.preparation" in str(info.value)
     walk(machine, case, TO_ICPC)
-    machine.fire(case, "start_informal", 60.0)
+    machine.fire(case, "practice_concern_found", 60.0)
+    machine.fire(case, "start_informal", 61.0)
     assert machine.configuration(case)[1] == "resolution.informal"
 
 

@@ -28,6 +28,7 @@ from model.trace import (
     classify,
     element_kind,
     elements,
+    faithfulness_markdown,
     trace,
     trace_csv,
     trace_markdown,
@@ -493,8 +494,12 @@ def test_docs_trace_is_current():
         path = folder / f"{name}.md"
         if not path.is_file() or path.read_text(encoding="utf-8") != expected:
             stale.append(name)
+    matrices = [trace(load_procedure(name)) for name in available_procedures()]
+    index = folder / "README.md"
+    if not index.is_file() or faithfulness_markdown(matrices) not in index.read_text("utf-8"):
+        stale.append("README (the index)")
     extra = sorted(p.stem for p in folder.glob("*.md")) if folder.is_dir() else []
-    extra = [n for n in extra if n not in available_procedures()]
+    extra = [n for n in extra if n not in available_procedures() and n != "README"]
     assert not stale and not extra, (
         f"docs/trace is stale for {stale} (and has {extra} for no shipped procedure): run "
         "`cpsim trace --all --out-dir docs/trace`")

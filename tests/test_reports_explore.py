@@ -436,7 +436,7 @@ def test_ticking_a_fact_opens_guarded_moves(pages, opened):
     assert leaves_shown(page) == ["icpc.preparation.inviting", "resolution.idle"]
     assert highlighted(page) == {"icpc.preparation.inviting", "resolution.idle"}
     good = page.locator('#actions button[data-trigger="note_good_practice"]')
-    informal = page.locator('#actions button[data-trigger="start_informal"]')
+    informal = page.locator('#actions button[data-trigger="practice_concern_found"]')
     assert good.is_disabled() and "practice_is_good does not hold" in good.text_content()
     assert informal.is_enabled()
     page.check('input[data-fact="practice_is_good"]')

@@ -131,3 +131,12 @@ def test_a_problem_in_an_inherited_key_names_the_file_it_was_written_in(tmp_path
         load_scenario(child)
     (problem,) = exc.value.problems
     assert problem.file == str(base) and problem.hint == "review_due"
+
+
+def test_every_shipped_procedure_has_a_shipped_scenario_that_runs_it():
+    """A trainer or policy designer can simulate any procedure we ship (each scenario is
+    smoke-run in test_simulations_engine)."""
+    from model.loader import available_procedures
+
+    run = {load_scenario(name).procedure.id for name in available_scenarios()}
+    assert set(available_procedures()) - run == set()
