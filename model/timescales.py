@@ -122,7 +122,7 @@ CALENDAR_LAST = date(2050, 12, 31)
 MAX_STARTS = 2
 """Default bound: each deadline is checked over its first this many clocks on a run."""
 
-MAX_STATES = 200_000
+MAX_STATES = 20_000
 """Stop exploring (and say the proof is incomplete) after this many merged states."""
 
 MAX_CLASHES = 5
@@ -430,6 +430,9 @@ def _project(pg: ProcedureGraph, group: set[int], deadlines: tuple[Deadline, ...
         here = moves.setdefault(pu, {})
         if (pv, t.id) not in here:
             events = events_of(proc, u, v, t)
+            if pu == pv and not any(e == d.start or e == d.end or e in d.cancelled_by
+                                    for d in deadlines for e in events):
+                continue  # changes neither the stage nor any clock: nothing to prove
             service = pu == pv and any(
                 d.within is not None and (d.end in events or set(d.cancelled_by) & set(events))
                 for d in deadlines)

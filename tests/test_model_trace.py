@@ -503,3 +503,11 @@ def test_docs_trace_is_current():
     assert not stale and not extra, (
         f"docs/trace is stale for {stale} (and has {extra} for no shipped procedure): run "
         "`cpsim trace --all --out-dir docs/trace`")
+
+
+def test_readme_faithfulness_table_is_current():
+    """The README's "How faithful is it" table is what `cpsim trace --all` computes now."""
+    matrices = [trace(load_procedure(name)) for name in available_procedures()]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert faithfulness_markdown(matrices) in readme, (
+        "README's faithfulness table is stale: copy docs/trace/README.md's table into it")
