@@ -76,9 +76,12 @@ def _designated_review_just_held(ctx: GuardContext) -> bool:
 
 
 def _conference_cancellation_unraised(ctx: GuardContext) -> bool:
-    # Walsall (WAL-canc): each conference date that did not go ahead gives grounds once.
-    cancelled = ctx.counts.get("postpone_icpc", 0) + ctx.counts.get("postpone_review", 0)
-    return cancelled > ctx.counts.get("conference_cancelled", 0)
+    # Walsall (WAL-canc): a conference date that did not go ahead gives grounds once in the
+    # case's current stage (the initial conference, or the plan's reviews). Read from the
+    # episode's counts, with thresholds only, so the answer is the same for every count
+    # above 1 and the guard stays a finite truth table (cpsim check, cpsim explore).
+    cancelled = ctx.episode.get("postpone_icpc", 0) + ctx.episode.get("postpone_review", 0)
+    return cancelled >= 1 and ctx.episode.get("conference_cancelled", 0) == 0
 
 
 _REGISTRY: tuple[Guard, ...] = (
@@ -131,7 +134,8 @@ _REGISTRY: tuple[Guard, ...] = (
     Guard(
         "conference_cancellation_unraised",
         _conference_cancellation_unraised,
-        "A conference date has not gone ahead and no resolution has yet been raised for it.",
+        ("In the current stage a conference date has not gone ahead and no cancellation "
+         "has yet been raised."),
     ),
     Guard(
         "pre_birth",

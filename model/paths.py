@@ -176,10 +176,12 @@ def counted_triggers(procedure: Procedure) -> tuple[tuple[TriggerId, ...], tuple
     """Triggers whose count (whole case, then current episode) changes some guard's answer.
 
     Found by probing every guard the procedure uses with each trigger counted 1 to
-    ``COUNT_CAP - 1`` times, under every combination of facts.
+    ``COUNT_CAP - 1`` times, under every combination of facts, first with no other trigger
+    counted and then with every other trigger counted once (so a count that matters only
+    beside another, as in "a date was cancelled and none raised yet", is found too).
 
     >>> from model.loader import load_procedure
-    >>> counted_triggers(load_procedure("west-midlands-2014"))
+    >>> counted_triggers(load_procedure("newcastle-2010"))
     ((), ('designated_review_opens', 'review_opens'))
     """
     guards = _used_guards(procedure)
@@ -187,14 +189,20 @@ def counted_triggers(procedure: Procedure) -> tuple[tuple[TriggerId, ...], tuple
     counts: set[TriggerId] = set()
     episode: set[TriggerId] = set()
     for trigger in procedure.triggers:
+        others = {t: 1 for t in procedure.triggers if t != trigger}
         for g in guards:
             for facts in combos:
-                base = evaluate(g, GuardContext(facts=facts))
-                for k in range(1, COUNT_CAP):
-                    if evaluate(g, GuardContext(facts=facts, counts={trigger: k})) != base:
-                        counts.add(trigger)
-                    if evaluate(g, GuardContext(facts=facts, episode={trigger: k})) != base:
-                        episode.add(trigger)
+                for background in ({}, others):
+                    base_counts = evaluate(g, GuardContext(facts=facts, counts=background))
+                    base_episode = evaluate(g, GuardContext(facts=facts, episode=background))
+                    for k in range(1, COUNT_CAP):
+                        if evaluate(g, GuardContext(facts=facts, counts={**background, trigger: k})
+                                    ) != base_counts:
+                            counts.add(trigger)
+                        if evaluate(g, GuardContext(facts=facts,
+                                                    episode={**background, trigger: k})
+                                    ) != base_episode:
+                            episode.add(trigger)
     return tuple(sorted(counts)), tuple(sorted(episode))
 
 

@@ -555,7 +555,7 @@ def check_encoding(procedure: Procedure,
 
 
 # -- renderers -------------------------------------------------------------------------------
-def _where(origin: Origin) -> str:
+def where_text(origin: Origin) -> str:
     """``file:line`` with the file's name only, so the output does not depend on the cwd."""
     return f"{PurePath(origin.file).name}:{origin.line}"
 
@@ -568,7 +568,7 @@ def _md(text: str) -> str:
 
 
 def _encoding_text(e: Encoding) -> str:
-    return f"{e.element_kind} `{e.element_id}` ({', '.join(e.how)}) at {_where(e.origin)}"
+    return f"{e.element_kind} `{e.element_id}` ({', '.join(e.how)}) at {where_text(e.origin)}"
 
 
 def trace_markdown(matrix: TraceMatrix) -> str:
@@ -637,7 +637,7 @@ def trace_markdown(matrix: TraceMatrix) -> str:
         ]
         for b in matrix.bases:
             lines.append(f"| {b.element_kind} `{b.element_id}` | {b.kind} | {_md(b.note)} | "
-                         f"{_where(b.origin)} |")
+                         f"{where_text(b.origin)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -656,7 +656,7 @@ def trace_csv(matrix: TraceMatrix) -> str:
         if row.status == "encoded":
             for e in row.encodings:
                 w.writerow([row.rule, row.source, kinds, row.status, e.element_kind,
-                            e.element_id, "+".join(e.how), _where(e.origin), row.reason])
+                            e.element_id, "+".join(e.how), where_text(e.origin), row.reason])
         else:
             w.writerow([row.rule, row.source, kinds, row.status, "", "", "", "", row.reason])
     return buf.getvalue()

@@ -6,16 +6,9 @@ summaries, reasons, basis notes) is never marked safe.
 
 from __future__ import annotations
 
-from pathlib import PurePath
-
 from model.rules import SOURCE_TITLES
-from model.spec import Origin
-from model.trace import ENFORCEMENT_KINDS, NO_REASON, TraceMatrix, kind_names
+from model.trace import ENFORCEMENT_KINDS, NO_REASON, TraceMatrix, kind_names, where_text
 from reports.report import template_environment
-
-
-def _where(origin: Origin) -> str:
-    return f"{PurePath(origin.file).name}:{origin.line}"
 
 
 def render_trace_html(matrix: TraceMatrix) -> str:
@@ -25,6 +18,6 @@ def render_trace_html(matrix: TraceMatrix) -> str:
         source_titles=SOURCE_TITLES,
         enforcement_kinds=ENFORCEMENT_KINDS,
         no_reason=NO_REASON,
-        where=_where,
+        where=where_text,
         kind_names=kind_names,
     )

@@ -39,7 +39,7 @@ CIN_EVENTS: Mapping[str, tuple[EventRef, ...]] = {
     "strategy_discussion": (EventRef("trigger", "strategy_discussion_held"),),
     "s47_start": (EventRef("enter", "section_47"),),
     "s47_no_conference": (EventRef("trigger", "enquiry_no_conference"),),
-    "icpc": (EventRef("trigger", "icpc_opens"),),
+    "icpc": (EventRef("enter", "icpc.session"),),
     "cp_plan_start": (EventRef("enter", "cp_plan"),),
     "review": (EventRef("enter", "cp_plan.review_conference.session"),),
     "cp_plan_end": (EventRef("exit", "cp_plan"),),

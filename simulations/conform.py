@@ -185,7 +185,8 @@ _TRIGGER_TYPES: dict[str, str] = {
     "start_cp_plan": "cp_plan_start", "referral_received": "referral",
     "decide_assessment": "assessment_start", "enquiry_no_conference": "s47_no_conference",
     "start_section_47": "s47_start", "review_opens": "review",
-    "designated_review_opens": "review",
+    "designated_review_opens": "review", "sit_without_reports": "icpc",
+    "sit_review_without_reports": "review",
 }
 
 
@@ -238,16 +239,18 @@ class _Replayer:
         return found
 
     def path_to(self, start: Config, wanted: str, case: Case, silent: bool = True,
-                same_day: frozenset[str] = frozenset(),
+                same_day: Sequence[str] = (),
                 ) -> list[tuple[Config, Transition, Config]] | None:
         """Shortest path from ``start`` whose last step makes ``wanted``.
 
         With ``silent``, the steps before it may not make any event this data set records
         (they would have been recorded); without, they may (used to explain and resume
         after an event that does not conform). Where several last steps are equally near,
-        the one whose other recorded events are those recorded the same day wins (the
-        assessment that ends in a child in need plan, not in closure, when the plan's start
-        is recorded that day).
+        the one whose other recorded events are the rows recorded next on the same day wins
+        (the assessment that ends in a child in need plan, not in closure, when the plan's
+        start is recorded next that day; not the one that ends in early help when a strategy
+        discussion is recorded next and early help only after it). ``same_day`` lists the
+        event types of the rows after this one on the same day, in order.
         """
         ctx = case.guard_context()
         seen = {start}
@@ -265,7 +268,8 @@ class _Replayer:
                     kinds = self.types(node, t, v)
                     if wanted in kinds:
                         extra = (kinds & self.recorded) - {wanted}
-                        score = (len(extra - same_day), -len(extra & same_day), len(finals))
+                        after = frozenset(same_day[:len(extra)])  # the step's other rows
+                        score = (len(extra - after), -len(extra & after), len(finals))
                         finals.append((score, [*path, (node, t, v)]))
                         continue
                     if (silent and kinds & self.recorded) or v in seen:
@@ -388,7 +392,7 @@ def _replay_child(child: str, events: Sequence[DataRow], machine: TableMachine,
             continue
         at = max(calendar.to_hours(row.day) + NOON, start)
         config = machine.configuration(case)
-        same_day = frozenset(r.event_type for r in events[index + 1:] if r.day == row.day)
+        same_day = tuple(r.event_type for r in events[index + 1:] if r.day == row.day)
         path = replay.path_to(config, row.event_type, case, same_day=same_day)
         conforms = path is not None
         if path is None:

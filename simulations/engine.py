@@ -494,6 +494,15 @@ class Engine:
         for d in self.procedure.deadlines:
             if d.end.kind == "trigger":
                 self.ends_with[d.end.name].append(d)
+            elif d.end.kind == "enter":
+                # a clock that stops on entering a state stops with each move into it (a
+                # meeting booked for such a move is late when it falls after the clock's due)
+                state, inside = d.end.name, d.end.name + "."
+                for t in self.procedure.transitions:
+                    if (not t.internal and (t.dest == state or t.dest.startswith(inside))
+                            and not all(s == state or s.startswith(inside) for s in t.sources)
+                            and d not in self.ends_with[t.trigger]):
+                        self.ends_with[t.trigger].append(d)
         staff = spec.staffing
         sw = staff.social_workers
         self.workers = Workers(self.env, sw.effective_workers(), sw.caseload_cap,
@@ -512,6 +521,12 @@ class Engine:
         self._behaving_cache: dict[Config, tuple[StateId, ...]] = {}
         self._holding_cache: dict[Config, bool] = {}
         self._offered_cache: dict[Config, frozenset[TriggerId]] = {}
+        # where a booked meeting stays booked: the states around its trigger's sources (the
+        # conference's preparation, whose steps run before the meeting can open)
+        self._booking_scope: dict[TriggerId, frozenset[StateId]] = defaultdict(frozenset)
+        for t in self.procedure.transitions:
+            self._booking_scope[t.trigger] |= frozenset(
+                self.procedure.states[s].parent or s for s in t.sources)
         self._top_cache: dict[Config, str] = {}
         self.stage_counts: Counter[str] = Counter()
         self.plan_state = spec.plan_state
@@ -1014,7 +1029,8 @@ class Engine:
             live.plans.pop("postpone", None)
         self._plan_tasks(live, result.started)
         for trig in list(live.bookings):
-            if trig not in self._offered(step.after):
+            if (trig not in self._offered(step.after)
+                    and not self._active(step.after) & self._booking_scope[trig]):
                 self.diary.cancel(live.bookings.pop(trig)[0])
 
     def _moved(self, live: _Live, step: Step, counting: bool, staff: bool = True) -> None:

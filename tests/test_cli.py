@@ -153,9 +153,14 @@ def test_trace_all_writes_one_markdown_file_per_shipped_procedure(tmp_path, monk
     out = tmp_path / "docs" / "trace"
     result = run("trace", "--all", "--out-dir", str(out))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["trace-inherits.md", "trace-ok.md"]
+    # One file per procedure, plus README.md: the summary table of how faithful each is.
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "trace-inherits.md",
+                                                     "trace-ok.md"]
     text = (out / "trace-inherits.md").read_text()
     assert "# Rule trace: Trace fixture, inherited sources" in text
+    summary = (out / "README.md").read_text()
+    assert "# How faithful is each procedure" in summary
+    assert "trace-inherits" in summary and "trace-ok" in summary
 
 
 def test_check_reports_encoding_findings():

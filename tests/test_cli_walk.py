@@ -42,7 +42,7 @@ def test_a_trainer_walks_in_a_terminal_then_replays_the_transcript(tmp_path):
     assert CPSIM.exists()
     child = spawn(tmp_path, "west-midlands-2014", "--save", "auto.txt")
     opening = child.before
-    assert "referral: A referral has arrived" in opening
+    assert "referral: Someone who suspects significant harm has referred the child" in opening
     assert "Tue 01 Apr 2025 09:00" in opening
     assert "4. decide_strategy_discussion" in opening
 
@@ -150,6 +150,22 @@ def test_bad_facts_and_unknown_procedure_exit_2():
     assert run("walk", "west-midland-2014").exit_code == 2
 
 
+LONG_RUN_TO_SESSION = """\
+  FAIL can_end: dead end: in icpc.session nothing can happen (the long way in)
+    counterexample:
+      1. referral --decide_strategy_discussion [WT-17a]--> strategy_discussion.convening
+      2. strategy_discussion.convening --strategy_discussion_held [WM-1a]--> \
+strategy_discussion.held
+      3. strategy_discussion.held --start_section_47 []--> section_47.enquiry
+      4. section_47.enquiry --book_icpc [WM-2a]--> section_47.icpc_booked
+      5. section_47.icpc_booked --proceed_to_icpc [WM-3]--> icpc.preparation.inviting
+      6. icpc.preparation.inviting --invitations_sent [WM-3]--> icpc.preparation.awaiting_reports
+      7. icpc.preparation.awaiting_reports --reports_received [WM-10]--> icpc.preparation.ready
+      8. icpc.preparation.ready --icpc_opens [WM-8]--> icpc.session
+      stuck: nothing leads on from icpc.session
+"""
+
+
 def test_replay_a_check_counterexample_on_the_broken_procedure(tmp_path):
     """`cpsim check` output saved to a file walks through exactly how the procedure breaks."""
     procedure = without_plan_agreed(tmp_path)
@@ -159,7 +175,18 @@ def test_replay_a_check_counterexample_on_the_broken_procedure(tmp_path):
     output.write_text(check.output)
     result = run("walk", str(procedure), "--replay", str(output))
     assert result.exit_code == 0, result.output
-    assert "different counterexample runs" in result.output
+    # Every failing check prints the same shortest run (in by transfer, the chair sits
+    # without reports), so it is replayed once.
+    assert "different counterexample runs" not in result.output
+    assert "walk> transfer_in  (line " in result.output
+    assert "walk> sit_without_reports  (line " in result.output
+    assert "as the counterexample says: now in icpc.session" in result.output
+    # A second, longer run to the same dead end (the one a trainer would walk) is replayed
+    # on its own new case.
+    output.write_text(check.output + LONG_RUN_TO_SESSION)
+    result = run("walk", str(procedure), "--replay", str(output))
+    assert result.exit_code == 0, result.output
+    assert "2 different counterexample runs" in result.output
     assert "walk> decide_strategy_discussion  (line " in result.output
     assert "walk> icpc_opens  (line " in result.output
     assert "as the counterexample says: now in icpc.session" in result.output

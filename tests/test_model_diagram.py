@@ -44,7 +44,10 @@ def test_mermaid_shows_every_state_and_trigger(wm):
     assert text.startswith("---\ntitle: ") and "stateDiagram-v2" in text
     assert declared_ids(text) == set(wm.states)
     for state in wm.states.values():
-        assert f'"{state.name}"' in text or f"state {state.name} {{" in text, state.id
+        # A composite whose name another composite shares (the conference's and the
+        # review's `preparation`) is written by its dotted path instead.
+        assert (f'"{state.name}"' in text or f"state {state.name} {{" in text
+                or f"state {state.id.replace('.', '__')} {{" in text), state.id
     for trigger in wm.triggers:
         assert re.search(rf"--> \S+ : {trigger}\b|: {trigger}\b", text), trigger
     assert "[*] --> referral" in text
@@ -54,10 +57,13 @@ def test_mermaid_shows_every_state_and_trigger(wm):
 def test_mermaid_nests_stages_and_marks_each_initial(wm):
     """Stages are composite states with their own start; edges are written outside them."""
     text = to_mermaid(wm, None)
-    assert "state icpc {" in text and "state preparation {" in text
+    # Two stages are called `preparation` (the conference's and the review's), so each is
+    # written by its dotted path.
+    assert "state icpc {" in text and "state icpc__preparation {" in text
+    assert "state cp_plan__review_conference__preparation {" in text
     icpc = text[text.index("state icpc {"):]
-    assert icpc.index("state preparation {") < icpc.index("state \"session\"")
-    assert "[*] --> preparation" in icpc  # the composite's own entry
+    assert icpc.index("state icpc__preparation {") < icpc.index("state \"session\"")
+    assert "[*] --> icpc__preparation\n" in icpc  # the composite's own entry
     assert "[*] --> icpc__preparation__inviting" in text
     body = [line for line in text.splitlines() if " --> " in line and "[*]" not in line]
     assert all(line.startswith("    ") and not line.startswith("        ") for line in body)
@@ -67,9 +73,14 @@ def test_mermaid_lists_loops_on_composites_and_draws_them_on_leaves(wm):
     """Self-loops on a leaf are self-transitions; on a composite they are listed inside it."""
     text = to_mermaid(wm, None)
     assert re.search(r"cp_plan__active --> cp_plan__active : core_group_held", text)
-    assert 'state "↻ stays in preparation" as preparation__stays' in text
-    assert "preparation__stays : postpone_icpc [WM-11, WM-12]" in text
-    assert "preparation --> preparation" not in text
+    assert 'state "↻ stays in preparation" as icpc__preparation__stays' in text
+    assert "icpc__preparation__stays : postpone_icpc [WM-11, WM-12]" in text
+    assert "icpc__preparation --> icpc__preparation" not in text
+    # On one stage drawn alone the name is unique again, and the plain name is kept.
+    stage = to_mermaid(wm, "icpc")
+    assert 'state "↻ stays in preparation" as preparation__stays' in stage
+    assert "preparation__stays : postpone_icpc [WM-11, WM-12]" in stage
+    assert "preparation --> preparation" not in stage
 
 
 def test_dot_shows_every_state_and_trigger(wm):
@@ -89,45 +100,65 @@ def test_dot_clips_arrows_at_stage_borders(wm):
     text = to_dot(wm, None)
     line = next(x for x in text.splitlines() if "proceed_to_icpc" in x)
     assert '-> "icpc.__start"' in line and 'lhead="cluster_icpc"' in line
+    line = next(x for x in text.splitlines() if "label=\"enquiry_no_conference" in x)
+    assert line.strip().startswith('"section_47.__start" -> "child_in_need"')
+    assert 'ltail="cluster_section_47"' in line
+    # A move between leaves inside a stage is not clipped.
     line = next(x for x in text.splitlines() if "label=\"icpc_opens" in x)
-    assert line.strip().startswith('"icpc.preparation.__start" -> "icpc.session"')
-    assert 'ltail="cluster_icpc.preparation"' in line
+    assert line.strip().startswith('"icpc.preparation.ready" -> "icpc.session"')
+    assert "ltail=" not in line and "lhead=" not in line
 
 
-def test_edge_labels_carry_trigger_deadlines_and_rules(wm):
+def test_edge_labels_carry_trigger_deadlines_and_rules(wm, tmp_path):
     """Labels name the trigger, the timescales it meets or starts, and its rule ids."""
     arrows = {a.transition: a for a in build_diagram(wm, None).arrows}
     assert arrows["icpc_opens"].label.startswith("icpc_opens · ≤15 working days, ≥3 days [")
-    assert "[WM-2b, NCL-7.2.1," in arrows["icpc_opens"].label
+    assert arrows["icpc_opens"].label.endswith("[WM-8, WM-16, WM-18]")
     assert arrows["strategy_discussion_held"].timing == (
         "≤24 hours", "from here ≤2 days, ≤15 working days")
     # enter/exit events: leaving referral meets the one-day decision
     assert arrows["decide_early_help"].timing[0] == "≤1 working day"
     assert arrows["re_referral"].timing == ("from here ≤1 working day, ≤45 working days",)
-    assert arrows["review_opens"].timing == ("≤3 months, every ≤6 months",)
+    assert arrows["review_opens"].timing == ("≥3 days, ≤3 months, every ≤6 months",)
     assert arrows["core_group_held"].timing == (
-        "≤10 working days, every 28–42 days", "from here ≤5 working days")
+        "≤10 working days, every ≤42 days", "from here ≤5 working days")
     assert arrows["book_icpc"].label == "book_icpc · ≤2 days [WM-2a]"
     assert arrows["early_help_ends"].timing == ()
+    # A repeating clock with both a minimum and a maximum gap reads as a range.
+    path = tmp_path / "wm-core-group-range.yaml"
+    path.write_text(textwrap.dedent("""\
+        procedure: wm-core-group-range
+        extends: west-midlands-2014
+        title: Variant
+        description: Core groups at least 28 days apart.
+        deadlines:
+          core_group_interval:
+            at_least: {days: 28}
+        """))
+    ranged = {a.transition: a for a in build_diagram(load_procedure(path), None).arrows}
+    assert ranged["core_group_held"].timing == (
+        "≤10 working days, every 28–42 days", "from here ≤5 working days")
 
 
 def test_stage_holds_only_its_states_and_boundary(wm):
     """`icpc`: its own states, plus the states outside that moves come from or go to."""
     diagram = build_diagram(wm, "icpc")
     inside = {s for s in wm.states if s == "icpc" or s.startswith("icpc.")}
-    boundary = {"section_47.icpc_booked", "cp_plan", "child_in_need", "family_support"}
+    boundary = {"referral", "section_47.icpc_booked", "cp_plan", "child_in_need",
+                "family_support"}
     assert set(diagram.boxes) == inside | boundary
     assert {b for b, box in diagram.boxes.items() if box.kind == "boundary"} == boundary
     assert diagram.roots[0] == "icpc" and diagram.initial is None
     for text in (to_mermaid(wm, "icpc"), to_dot(wm, "icpc")):
-        assert "strategy_discussion" not in text and "referral" not in text
-        assert "assessment" not in text
+        assert "strategy_discussion" not in text and "re_referral" not in text
+        assert "assessment" not in text and "early_help" not in text
     assert declared_ids(to_mermaid(wm, "icpc")) == inside | boundary
     assert dot_nodes(to_dot(wm, "icpc")) == inside | boundary
     mermaid = to_mermaid(wm, "icpc")
-    assert "class b_section_47__icpc_booked,b_cp_plan,b_child_in_need,b_family_support" \
-        " boundary" in mermaid
-    assert "b_section_47__icpc_booked --> icpc : proceed_to_icpc [WM-2b, WM-3]" in mermaid
+    assert "class b_referral,b_section_47__icpc_booked,b_cp_plan,b_child_in_need," \
+        "b_family_support boundary" in mermaid
+    assert "b_section_47__icpc_booked --> icpc : proceed_to_icpc [WM-3]" in mermaid
+    assert "b_referral --> icpc : transfer_in" in mermaid
 
 
 def test_stage_can_be_a_leaf_or_a_unique_name(wm):
@@ -135,7 +166,7 @@ def test_stage_can_be_a_leaf_or_a_unique_name(wm):
     diagram = build_diagram(wm, "referral")
     assert diagram.initial == "referral"
     assert {b for b, box in diagram.boxes.items() if box.kind == "boundary"} == {
-        "closed", "early_help", "assessment", "strategy_discussion"}
+        "closed", "early_help", "assessment", "strategy_discussion", "icpc"}
     assert build_diagram(wm, "review_conference").stage == "cp_plan.review_conference"
 
 

@@ -63,46 +63,65 @@ def test_origin_title_and_description_are_ignored(wm):
 
 
 def test_icpc_10wd_is_one_deadline_change(wm):
+    """The variant changes one deadline; the rule it replaces (WM-2b, now listed as not
+    encoded) is also no longer cited by the conference state, and nothing else changes."""
     diff = diff_procedures(wm, load_procedure("west-midlands-2014-icpc-10wd"))
-    assert len(diff.changes) == 1
-    (change,) = diff.changes
+    assert len(diff.changes) == 2
+    state, change = diff.changes
+    assert (state.kind, state.element, state.id) == ("changed", "state", "icpc")
+    assert state.details == ("rules: WM-2b removed",)
     assert (change.kind, change.element, change.id) == ("changed", "deadline", "icpc_held")
-    assert change.rules == ("WM-2b", "NCL-7.2.1")
+    assert change.rules == ("WM-2b",)
     assert "within: 15 working days → 10 working days" in change.details
+    assert "rules: WM-2b removed" in change.details
     assert "summary changed" in change.details
-    assert format_diff(diff).splitlines()[:2] == [
-        "changed deadline icpc_held [WM-2b, NCL-7.2.1]",
+    assert format_diff(diff).splitlines()[2:4] == [
+        "changed deadline icpc_held [WM-2b]",
         "    within: 15 working days → 10 working days",
     ]
 
 
 def test_newcastle_against_west_midlands(wm):
+    """Two authorities on the same national core: each one's own moves, rules and clocks."""
     diff = diff_procedures(wm, load_procedure("newcastle-2010"))
     assert {
-        "decisions_distributed", "minutes_distributed", "review_reports_received"
-    } == ids(diff, "added", "transition")
-    assert ids(diff, "removed", "transition") == set()
+        "decisions_distributed", "minutes_distributed", "birth_plan_distributed",
+        "designated_review_opens", "continue_plan_after_designated", "briefing_note_sent",
+        "end_plan_step_down", "end_plan_caf_lead", "step_down_ends",
+    } <= ids(diff, "added", "transition")
+    assert {
+        "sit_without_reports", "sit_review_without_reports", "end_plan_child_in_need",
+        "end_plan_family_support", "strategy_early_help", "restricted_info_notified",
+    } <= ids(diff, "removed", "transition")
+    # Both have the review's reports step now: it is changed, not added.
+    assert by_id(diff, "transition", "review_reports_received").kind == "changed"
 
     postpone = by_id(diff, "transition", "postpone_icpc")
     assert postpone.kind == "changed"
-    assert "records: exceptional_circumstances added" in postpone.details
-    assert "rules: WM-11 removed" in postpone.details
+    assert ("records: exceptional_circumstances, head_of_service_consulted, reason_shared "
+            "added") in postpone.details
+    assert "rules: WM-11, WM-12 removed" in postpone.details
     assert "rules: NCL-1.1.2, NCL-7.1.1 added" in postpone.details
     assert set(postpone.rules) == {"WM-11", "WM-12", "NCL-1.1.2", "NCL-7.1.1"}
 
     assert {
         "icpc_decisions_24h", "icpc_minutes", "review_decisions_24h", "review_minutes",
-        "review_reports", "icpc_reports_extended_notice", "review_reports_extended_notice",
+        "icpc_reports_extended_notice", "review_reports_extended_notice", "designated_review",
     } <= ids(diff, "added", "deadline")
+    assert by_id(diff, "deadline", "review_reports").kind == "changed"
 
     reports = by_id(diff, "deadline", "icpc_reports")
     assert reports.kind == "changed"
     assert "at_least: 3 days → 48 hours" in reports.details
     assert "when: standard_notice added" in reports.details
-    assert set(reports.rules) == {"WM-13", "NCL-1.4.1"}
+    assert set(reports.rules) == {"WM-13", "NCL-1.4.1", "NCL-2.2.1", "NCL-2.2.3"}
 
-    # no guards or resources of shared transitions changed, no states either
-    assert not [c for c in diff.changes if c.element in ("guard", "resource", "state")]
+    # Newcastle's guards on shared transitions, its extra resources and its own states.
+    assert {"review_opens/ordinary_review_due",
+            "continue_plan/designated_review_not_just_held"} == ids(diff, "added", "guard")
+    assert "postpone_icpc/manager:head_of_service" in ids(diff, "added", "resource")
+    assert {"cp_plan.designated_follow_up", "step_down", "step_down_caf"} <= ids(
+        diff, "added", "state")
 
 
 def test_walsall_adds_a_region_with_its_states_and_elements(wm):
@@ -126,24 +145,34 @@ def test_walsall_adds_a_region_with_its_states_and_elements(wm):
 
 
 def test_removed_transition_in_an_extending_file(wm, tmp_path):
-    variant = write_variant(tmp_path, "wm-no-nsa", """\
+    cancelled_by = ("[{trigger: enquiry_no_conference}, {trigger: enquiry_no_further_action},"
+                    " {trigger: no_statutory_action}, {trigger: strategy_early_help},"
+                    " {trigger: strategy_no_further_action}]")
+    variant = write_variant(tmp_path, "wm-no-enquiry-early-help", f"""\
         transitions:
-          no_statutory_action: {remove: true}
+          enquiry_early_help: {{remove: true}}
         deadlines:
           icpc_booked:
-            cancelled_by: [{trigger: enquiry_no_conference}]
+            cancelled_by: {cancelled_by}
           icpc_held:
-            cancelled_by: [{trigger: enquiry_no_conference}]
+            cancelled_by: {cancelled_by}
         """)
     diff = diff_procedures(wm, variant)
-    removed = by_id(diff, "transition", "no_statutory_action")
-    assert removed.kind == "removed" and removed.rules == ("WM-1f", "WM-25")
+    removed = by_id(diff, "transition", "enquiry_early_help")
+    assert removed.kind == "removed" and removed.rules == ("WM-2a",)
     held = by_id(diff, "deadline", "icpc_held")
-    assert held.details == ("cancelled_by: trigger:no_statutory_action removed",)
+    assert held.details == ("cancelled_by: trigger:enquiry_early_help removed",)
     assert len(diff.changes) == 3
 
 
 def test_guard_and_resource_changes_on_a_shared_transition(wm, tmp_path):
+    # West Midlands guards no review; a variant that does is the base here, so a guard can
+    # be both removed and added on the shared review_opens.
+    guarded = write_variant(tmp_path, "wm-guarded", """\
+        transitions:
+          review_opens:
+            guard: ordinary_review_due
+        """)
     variant = write_variant(tmp_path, "wm-tweaked", """\
         transitions:
           plan_agreed:
@@ -154,7 +183,7 @@ def test_guard_and_resource_changes_on_a_shared_transition(wm, tmp_path):
           core_group_held:
             resources: [social_worker, {role: agency, agencies: [health, school, police]}]
         """)
-    diff = diff_procedures(wm, variant)
+    diff = diff_procedures(guarded, variant)
 
     plan = by_id(diff, "transition", "plan_agreed")
     assert plan.details == (
@@ -240,6 +269,7 @@ def test_rows_join_rules_and_details(wm):
     assert len(rows) == len(diff.changes)
     row = next(r for r in rows if r["id"] == "icpc_reports")
     assert row["kind"] == "changed" and row["element"] == "deadline"
-    assert row["rules"] == "WM-13, NCL-1.4.1"
-    assert row["details"].startswith("at_least: 3 days → 48 hours; when: standard_notice added")
+    assert row["rules"] == "WM-13, NCL-1.4.1, NCL-2.2.1, NCL-2.2.3"
+    assert row["details"].startswith("end: enter:icpc.session → trigger:icpc_opens; "
+                                     "at_least: 3 days → 48 hours; when: standard_notice added")
     assert all(set(r) == {"kind", "element", "id", "rules", "details"} for r in rows)

@@ -65,7 +65,7 @@ def test_variant_overrides_one_deadline_in_a_few_lines(tmp_path):
     assert str(held.within) == "10 working days"
     assert held.rules == {d.id: d for d in base.deadlines}["icpc_held"].rules
     assert len(variant.transitions) == len(base.transitions)
-    assert variant.extends == ("west-midlands-2014",)
+    assert variant.extends == ("west-midlands-2014", "national-core-2013")
 
 
 def test_variant_can_remove_an_element_and_is_then_validated(tmp_path):

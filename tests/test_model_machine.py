@@ -79,7 +79,8 @@ def test_path_to_icpc_and_plan(wm):
     case, _ = wm.new_case("c-path")
     walk(wm, case, TO_ICPC)
     assert wm.configuration(case)[0].startswith("icpc.preparation")
-    walk(wm, case, ["icpc_opens", "plan_agreed", "start_cp_plan"], start=100)
+    walk(wm, case, ["invitations_sent", "reports_received", "icpc_opens", "plan_agreed",
+                    "start_cp_plan"], start=100)
     assert wm.configuration(case) == ("cp_plan.active",)
 
 
@@ -87,7 +88,7 @@ def test_deadline_met_and_missed_on_working_days(wm):
     """ICPC within 15 working days of the strategy discussion: met at day 10, missed at day 30."""
     for days, outcome in ((10, "met"), (30, "missed")):
         case, _ = wm.new_case(f"c-icpc-{days}")
-        walk(wm, case, TO_ICPC, gap=0.5)
+        walk(wm, case, [*TO_ICPC, "invitations_sent", "reports_received"], gap=0.5)
         result = wm.fire(case, "icpc_opens", 24.0 * days)
         verdicts = {v.deadline_id: v for v in result.verdicts}
         assert verdicts["icpc_held"].outcome == outcome
@@ -146,16 +147,17 @@ def test_designated_review_is_the_fourth_review_of_the_current_plan():
     from model.compiler import CompiledProcedure
     from model.loader import load_procedure
 
-    machine = CompiledProcedure(load_procedure("west-midlands-2014"),
+    # The designated review is Newcastle's (NCL-7.1.5); West Midlands has none.
+    machine = CompiledProcedure(load_procedure("newcastle-2010"),
                                 WorkingCalendar(date(2025, 4, 1)))
     case, _ = machine.new_case("d")
     to_plan = ["decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
-               "book_icpc", "proceed_to_icpc", "invitations_sent", "icpc_opens",
-               "plan_agreed", "start_cp_plan"]
-    review = ["review_due", "review_opens", "review_plan_agreed"]
+               "book_icpc", "proceed_to_icpc", "invitations_sent", "reports_received",
+               "icpc_opens", "plan_agreed", "start_cp_plan"]
+    review = ["review_due", "review_reports_received", "review_opens", "review_plan_agreed"]
     t = 0.0
-    for trig in to_plan + review + ["continue_plan"] + review + ["end_plan_close",
-                                                                 "re_referral"] + to_plan:
+    for trig in to_plan + review + ["continue_plan"] + review + [
+            "end_plan_step_down", "step_down_ends", "re_referral"] + to_plan:
         t += 1.0
         machine.fire(case, trig, t)
     for _ in range(3):
@@ -163,6 +165,7 @@ def test_designated_review_is_the_fourth_review_of_the_current_plan():
             t += 1.0
             machine.fire(case, trig, t)
     machine.fire(case, "review_due", t + 1)
+    machine.fire(case, "review_reports_received", t + 2)
     assert "designated_review_opens" in machine.allowed_triggers(case)
     assert "review_opens" not in machine.allowed_triggers(case)
     assert case.counts["review_opens"] == 5 and case.episode["review_opens"] == 3

@@ -58,8 +58,8 @@ def test_plans_are_deterministic():
 
 
 def test_guards_are_satisfied_by_counts_and_by_facts():
-    wm = plan("west-midlands-2014", "transitions")
-    designated = [w for w in wm.walks if "designated_review_opens" in w.covers]
+    ncl_transitions = plan("newcastle-2010", "transitions")
+    designated = [w for w in ncl_transitions.walks if "designated_review_opens" in w.covers]
     assert designated
     commands = list(designated[0].commands)
     assert commands.index("designated_review_opens") > 0
@@ -68,7 +68,9 @@ def test_guards_are_satisfied_by_counts_and_by_facts():
     extended = [w for w in ncl.walks if "icpc_reports_extended_notice" in w.covers]
     standard = [w for w in ncl.walks if "icpc_reports" in w.covers]
     assert extended and extended[0].facts == {"parent_learning_disability": True}
-    assert standard and standard[0].facts == {}
+    # standard notice needs no fact; the walk sets pre_birth only for the birth plan it covers
+    assert standard and standard[0].facts in ({}, {"pre_birth": True})
+    assert ("pre_birth" in standard[0].facts) == ("birth_plan_24h" in standard[0].covers)
 
 
 def test_minimum_gaps_are_waited_out_on_the_clock():
@@ -96,7 +98,7 @@ def test_summary_says_greedy_and_lists_each_walk():
     text = format_plan(plan("west-midlands-2014", "transitions"))
     lines = text.splitlines()
     assert lines[0].startswith("west-midlands-2014 --cover transitions: ")
-    assert lines[0].endswith("cover all 43 transitions")
+    assert lines[0].endswith("cover all 59 transitions")
     assert "greedy" in lines[1] and "not proven minimal" in lines[1]
     assert lines[2].startswith("01 covers ") and " new: referral → " in lines[2]
     assert lines[2].endswith(" steps)")

@@ -118,12 +118,31 @@ def test_two_working_days_a_week_apart_only_warn(tmp_path):
 
 
 # -- hand-made clashes ----------------------------------------------------------------------------
+# These two are built on the national core, which has no conference deadlines of its own, with
+# West Midlands' booking and conference timescales (WM-2a, WM-2b) added: the clash search on
+# the whole West Midlands procedure, with its many concurrent plan clocks, runs past the state
+# budget before it can name the clash.
+WM_CONFERENCE_CLOCKS = (
+    "sources: [WM, WT, CAL]\n"
+    "deadlines:\n"
+    "  icpc_booked:\n    from: {trigger: strategy_discussion_held}\n"
+    "    to: {trigger: book_icpc}\n    within: {days: 2}\n"
+    "    cancelled_by: [{trigger: enquiry_no_conference}, {trigger: no_statutory_action}]\n"
+    "    rules: [WM-2a]\n"
+    "  icpc_held:\n    from: {trigger: strategy_discussion_held}\n"
+    "    to: {enter: icpc.session}\n    within: {working_days: 15}\n"
+    "    cancelled_by: [{trigger: enquiry_no_conference}, {trigger: no_statutory_action}]\n"
+    "    rules: [WM-2b]\n"
+)
+
+
 def test_at_least_between_the_same_events_as_a_within_is_caught(tmp_path):
     """Booked at least 5 days after the strategy discussion, but within 2 days of it."""
-    path = variant(tmp_path, "booking-notice", "west-midlands-2014", (
-        "deadlines:\n  booking_notice:\n    from: {trigger: strategy_discussion_held}\n"
+    path = variant(tmp_path, "booking-notice", "national-core-2013", WM_CONFERENCE_CLOCKS + (
+        "  booking_notice:\n    from: {trigger: strategy_discussion_held}\n"
         "    to: {trigger: book_icpc}\n    at_least: {days: 5}\n    rules: [WM-2a]\n"))
-    clashes, _ = find_clashes(load_procedure(path))
+    clashes, complete = find_clashes(load_procedure(path))
+    assert complete
     assert [c.deadlines for c in clashes] == [("icpc_booked", "booking_notice")]
     assert clashes[0].blocked is None and clashes[0].guards == ()
     assert clashes[0].needed == 5 * DAY and clashes[0].allowed == 3 * DAY  # 2 days: end of day
@@ -131,10 +150,12 @@ def test_at_least_between_the_same_events_as_a_within_is_caught(tmp_path):
 
 def test_at_least_that_the_path_order_makes_too_long_is_caught(tmp_path):
     """30 days from booking to conference cannot fit in 15 working days from the discussion."""
-    path = variant(tmp_path, "late-conference", "west-midlands-2014", (
-        "deadlines:\n  conference_notice:\n    from: {trigger: book_icpc}\n"
-        "    to: {trigger: icpc_opens}\n    at_least: {days: 30}\n    rules: [WM-3]\n"))
-    clashes, _ = find_clashes(load_procedure(path))
+    path = variant(tmp_path, "late-conference", "national-core-2013", WM_CONFERENCE_CLOCKS + (
+        "  conference_notice:\n    from: {trigger: book_icpc}\n"
+        "    to: {trigger: icpc_opens}\n    at_least: {days: 30}\n"
+        "    basis: {kind: assumption, note: \"A notice period made up to clash.\"}\n"))
+    clashes, complete = find_clashes(load_procedure(path))
+    assert complete
     assert [c.deadlines for c in clashes] == [("icpc_held", "conference_notice")]
     clash = clashes[0]
     assert clash.blocked == "icpc_opens"
@@ -230,6 +251,24 @@ def west_midlands():
     return build_graph(load_procedure("west-midlands-2014"))
 
 
+# A child on a plan elsewhere comes in through a transfer-in conference, which no strategy
+# discussion of ours times: after a strategy discussion, closure and a new referral, such a
+# conference opens with no time limit since that discussion. Without the route, the first
+# conference after a strategy discussion is the one it calls.
+WITHOUT_TRANSFER_IN = (
+    "transitions:\n  transfer_in: {remove: true}\n"
+    "deadlines:\n  assessment_complete:\n    cancelled_by:\n"
+    "      - {trigger: decide_no_further_action}\n      - {trigger: decide_early_help}\n"
+    "      - {trigger: decide_strategy_discussion}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def west_midlands_without_transfer_in(tmp_path_factory):
+    return variant(tmp_path_factory.mktemp("wm"), "wm-no-transfer-in", "west-midlands-2014",
+                   WITHOUT_TRANSFER_IN)
+
+
 def test_windows_after_the_referral(west_midlands):
     bounds = timescale_bounds(west_midlands)
     assert bounds.complete
@@ -237,23 +276,35 @@ def test_windows_after_the_referral(west_midlands):
         == (0.0, 0.0)
     # decided within 1 working day, read as the end of the 5th day after (over Easter)
     assert bounds.window("enter:assessment").latest == 6 * DAY
-    # early help straight away, or after an assessment of up to 45 working days
-    assert bounds.window("enter:early_help").latest == gap_range(
+    # an assessment lasts up to 45 working days
+    assert bounds.window("exit:assessment").latest == gap_range(
         Duration("working_days", 45), "within")[1]
-    # a child in need plan has no time limit and may step up to a strategy discussion
+    # early help may also follow a strategy discussion, which may follow a child in need
+    # plan of any length; that plan may step up to a strategy discussion at any time
+    assert bounds.window("enter:early_help").latest == float("inf")
     assert bounds.window("enter:strategy_discussion").latest == float("inf")
 
 
-def test_icpc_opens_within_four_weeks_of_the_strategy_discussion(west_midlands):
+def test_icpc_opens_within_four_weeks_of_the_strategy_discussion(
+        west_midlands_without_transfer_in):
     """15 working days: 21 calendar days in an ordinary three weeks, 28 across Easter 2011."""
-    bounds = timescale_bounds(west_midlands, EventRef("trigger", "strategy_discussion_held"))
-    opens = bounds.window("trigger:icpc_opens")
+    bounds = timescale_bounds(load_procedure(west_midlands_without_transfer_in),
+                              EventRef("trigger", "strategy_discussion_held"))
+    assert bounds.complete
+    opens = bounds.window("enter:icpc.session")
     assert opens.latest == 28 * DAY and opens.latest >= 21 * DAY
-    assert opens.earliest == 0.0  # the conference may open without waiting for reports
+    assert opens.earliest == 0.0  # the chair may sit without waiting for the reports
     assert bounds.window("trigger:book_icpc").latest == 3 * DAY  # 2 days, by the end of the day
     assert bounds.window("enter:icpc").latest <= opens.latest
     # nothing limits how long the conference sits, so nothing after it is bounded
     assert bounds.window("enter:cp_plan").latest == float("inf")
+
+
+def test_a_transfer_in_conference_is_not_timed_from_a_strategy_discussion(west_midlands):
+    """With the transfer-in route, a conference can first open long after the discussion."""
+    bounds = timescale_bounds(west_midlands, EventRef("trigger", "strategy_discussion_held"))
+    assert bounds.window("enter:icpc.session").latest == float("inf")
+    assert bounds.window("trigger:book_icpc").latest == 3 * DAY
 
 
 def test_first_review_within_three_months_of_the_plan(west_midlands):
@@ -275,12 +326,12 @@ def test_cli_check_fails_and_prints_the_clash():
     assert "counterexample:" in out
 
 
-def test_cli_prints_the_windows_from_an_event():
-    result = CliRunner().invoke(main, ["check", "west-midlands-2014", "--from",
-                                       "trigger:strategy_discussion_held"])
+def test_cli_prints_the_windows_from_an_event(west_midlands_without_transfer_in):
+    result = CliRunner().invoke(main, ["check", str(west_midlands_without_transfer_in),
+                                       "--from", "trigger:strategy_discussion_held"])
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines()
-               if line.strip().startswith("trigger:icpc_opens"))
+               if line.strip().startswith("enter:icpc.session"))
     assert row.split()[1:] == ["0.0", "28.0"]
     assert "whatever the calendar" in result.output
 

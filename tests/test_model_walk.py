@@ -30,12 +30,18 @@ from model.walk import (
 
 TO_ICPC = ["decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
            "book_icpc", "proceed_to_icpc"]
-TO_PLAN = [*TO_ICPC, "icpc_opens", "plan_agreed", "start_cp_plan"]
+TO_PLAN = [*TO_ICPC, "invitations_sent", "reports_received", "icpc_opens", "plan_agreed",
+           "start_cp_plan"]
 
 
 @pytest.fixture(scope="module")
 def wm():
     return load_procedure("west-midlands-2014")
+
+
+@pytest.fixture(scope="module")
+def ncl():
+    return load_procedure("newcastle-2010")
 
 
 def walk_to(procedure, triggers, **kwargs) -> WalkSession:
@@ -87,16 +93,26 @@ def test_first_screen_shows_state_clock_deadlines_and_numbered_actions(wm):
     assert [c.deadline_id for c in screen.clocks] == ["referral_decision",
                                                       "assessment_complete"]
     assert screen.clocks[0].due == datetime(2025, 4, 3, 0, 0)  # end of Wed 2 April
-    assert [a.number for a in screen.actions] == [1, 2, 3, 4]
+    assert [a.number for a in screen.actions] == [1, 2, 3, 4, 5]
     assert screen.actions[3].trigger == "decide_strategy_discussion"
-    wm1a = next(r for r in screen.actions[3].rules if r.id == "WM-1a")
-    assert wm1a.clause == "Protocol 1, first point"
-    assert "West Midlands" in wm1a.document and "24 hours" in wm1a.summary
+    assert screen.actions[4].trigger == "transfer_in"
+    # The referral decision is the national core's (WT-17a); West Midlands' own rule WM-1a
+    # is on the strategy discussion that follows it.
+    wt17a = next(r for r in screen.actions[3].rules if r.id == "WT-17a")
+    assert wt17a.clause == "Slide 17"
+    assert "Working Together" in wt17a.document and "referral" in wt17a.summary
     text = render_screen(screen)
     assert "referral_decision: due end of Wed 02 Apr 2025 (1 working day left) [CAL-T1]" in text
     assert "4. decide_strategy_discussion:" in text
-    assert "WM-1a: Once a social worker sees concerns" in text
+    assert "WT-17a: A qualified social worker responds to each referral" in text
     assert "\x1b[" not in text
+    held = WalkSession(wm)
+    held.apply("decide_strategy_discussion")
+    action = next(a for a in held.screen().actions if a.trigger == "strategy_discussion_held")
+    wm1a = next(r for r in action.rules if r.id == "WM-1a")
+    assert wm1a.clause == "Protocol 1, first point"
+    assert "West Midlands" in wm1a.document and "24 hours" in wm1a.summary
+    assert "WM-1a: Once a social worker sees concerns" in render_screen(held.screen())
 
 
 def test_pick_by_number_and_by_name(wm):
@@ -177,8 +193,9 @@ def test_why_names_the_state_and_where_the_action_is_offered(wm):
     assert "it is offered from icpc.outcome" in text
 
 
-def test_why_a_guard_blocks_the_designated_review(wm):
-    session = walk_to(wm, [*TO_PLAN, "review_due"])
+def test_why_a_guard_blocks_the_designated_review(ncl):
+    # The designated review is Newcastle's (NCL-7.1.5); West Midlands has none.
+    session = walk_to(ncl, [*TO_PLAN, "review_due", "review_reports_received"])
     assert "designated_review_opens" in [b.trigger for b in session.screen().blocked]
     e = session.explain("designated_review_opens")
     assert e.kind == "blocked"
@@ -186,7 +203,8 @@ def test_why_a_guard_blocks_the_designated_review(wm):
     assert "4th (designated)" in e.guards[0][1]
     assert any(r.id == "NCL-7.1.5" and r.clause == "Section 7.1.5" for r in e.rules)
     for _ in range(3):
-        for trigger in ("review_opens", "review_plan_agreed", "continue_plan", "review_due"):
+        for trigger in ("review_opens", "review_plan_agreed", "continue_plan", "review_due",
+                        "review_reports_received"):
             session.apply(trigger)
     assert session.explain("designated_review_opens").kind == "allowed"
     assert session.explain("review_opens").kind == "blocked"
@@ -306,8 +324,12 @@ def test_check_output_becomes_counterexamples(broken):
     assert isinstance(parsed, tuple) and all(isinstance(c, Counterexample) for c in parsed)
     first = parsed[0]
     assert first.title.startswith("FAIL can_end: dead end")
-    assert first.steps[0].trigger == "decide_strategy_discussion"
-    assert first.steps[0].rules == ("CAL-T1", "WM-1a")
+    # The shortest run in is now the national core's transfer-in (it cites no rule, only a
+    # basis), then West Midlands' invitations and the chair's decision to sit without reports.
+    assert [s.trigger for s in first.steps] == ["transfer_in", "invitations_sent",
+                                                "sit_without_reports"]
+    assert first.steps[0].rules == ()
+    assert first.steps[1].rules == ("WM-3", "WM-4", "WM-5", "WM-6")
     assert first.stuck == ("icpc.session",)
     # can_end and conference_ends_with_plan print the same run: replayed once.
     assert any("conference_ends_with_plan" in t for t in first.also)

@@ -32,7 +32,7 @@ from simulations.runner import settings_for
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert(1)</script>"
 A, B = "west-midlands-2014", "west-midlands-2014-icpc-10wd"
-BROKEN_PROPERTY = "property:plan_end_leaves_step_down_or_closure"
+BROKEN_PROPERTY = "property:plan_end_leaves_a_plan_in_place"
 
 
 def _esc(text: str) -> str:
@@ -89,7 +89,7 @@ def broken_procedure(tmp_path_factory):
     """West Midlands with a plan that can close without recording a closure decision."""
     base = tmp_path_factory.mktemp("broken")
     path = _write_procedure(base, "wm-broken",
-                            "transitions:\n  end_plan_close:\n    records: [plan_type]\n")
+                            "transitions:\n  end_plan_child_in_need:\n    records: [plan_type]\n")
     return load_procedure(path)
 
 
@@ -160,7 +160,7 @@ def test_a_broken_property_is_shown_first_with_its_counterexample(broken_procedu
     assert first.broken_by_change and not first.ok
     assert first.findings[0].check == BROKEN_PROPERTY
     assert first.findings[0].new and first.findings[0].severity == "error"
-    assert first.findings[0].path and "end_plan_close" in first.findings[0].path[-1]
+    assert first.findings[0].path and "end_plan_child_in_need" in first.findings[0].path[-1]
     assert summary.startswith("The change breaks what A satisfies")
     assert BROKEN_PROPERTY in summary
     assert not verdicts[1].broken_by_change and verdicts[1].findings == ()

@@ -49,11 +49,11 @@ def test_icpc_stage_has_no_overlapping_labels(wm, direction):
     fig = draw_diagram(wm, "icpc", direction)
     texts = [t for t, _ in text_boxes(fig)]
     for name in ("inviting", "awaiting_reports", "ready", "session", "outcome", "preparation",
-                 "icpc", "section_47.icpc_booked", "cp_plan", "child_in_need",
+                 "icpc", "referral", "section_47.icpc_booked", "cp_plan", "child_in_need",
                  "family_support"):
         assert name in texts, name
     assert any(t.startswith("icpc_opens\n≤15 working days") for t in texts)
-    assert any("WM-2b, NCL-7.2.1" in t for t in texts)
+    assert any("WM-8, WM-16, WM-18" in t for t in texts)
     assert any(t.startswith("↻ postpone_icpc") for t in texts)
     assert overlapping(fig) == []
 

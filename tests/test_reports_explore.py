@@ -302,11 +302,12 @@ CLICK_THROUGH = [
     ("wait:week", "cp_plan.active"),
     ("core_group_held", "cp_plan.active"),
     ("statutory_visit", "cp_plan.active"),
-    ("review_due", "cp_plan.review_conference.preparation"),
+    ("review_due", "cp_plan.review_conference.preparation.awaiting_reports"),
+    ("review_reports_received", "cp_plan.review_conference.preparation.ready"),
     ("review_opens", "cp_plan.review_conference.session"),
     ("review_plan_agreed", "cp_plan.review_conference.outcome"),
-    ("end_plan_step_down", "step_down"),
-    ("step_down_ends", "closed"),
+    ("end_plan_family_support", "family_support"),
+    ("family_support_ends", "closed"),
 ]
 
 
@@ -367,8 +368,8 @@ def test_click_a_case_from_referral_to_closure(wm_page, opened, tmp_path):
             assert "icpc_reports met" in page.locator("#history li").last.text_content()
     assert page.text_content("#current .terminal") == "The case may end here."
     last = page.locator("#history li").last
-    assert last.get_attribute("data-trigger") == "step_down_ends"
-    assert "step_down → closed" in last.text_content()
+    assert last.get_attribute("data-trigger") == "family_support_ends"
+    assert "family_support → closed" in last.text_content()
     assert page.locator('#actions button[data-trigger="re_referral"]').is_enabled()
 
     # the diagram's labels work as buttons too: re_referral is clicked on the drawing
@@ -447,20 +448,23 @@ def test_ticking_a_fact_opens_guarded_moves(pages, opened):
     assert highlighted(page) == {"icpc.preparation.inviting", "resolution.good_practice_noted"}
 
 
-def test_the_fourth_review_is_designated(wm_page, opened):
-    """Guards on counts: three reviews in this plan, then only the designated one opens."""
-    page = opened(wm_page).page
+def test_the_fourth_review_is_designated(pages, opened):
+    """Guards on counts: three reviews in this plan, then only the designated one opens
+    (Newcastle's designated review, NCL-7.1.5)."""
+    page = opened(pages("newcastle-2010")).page
     for trigger in ("decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
-                    "book_icpc", "proceed_to_icpc", "icpc_opens", "plan_agreed",
-                    "start_cp_plan"):
+                    "book_icpc", "proceed_to_icpc", "invitations_sent", "reports_received",
+                    "icpc_opens", "plan_agreed", "start_cp_plan"):
         click(page, trigger)
     for _ in range(3):
-        for trigger in ("review_due", "review_opens", "review_plan_agreed", "continue_plan"):
+        for trigger in ("review_due", "review_reports_received", "review_opens",
+                        "review_plan_agreed", "continue_plan"):
             click(page, trigger)
     click(page, "review_due")
+    click(page, "review_reports_received")
     assert page.is_disabled('#actions button[data-trigger="review_opens"]')
     click(page, "designated_review_opens")
-    assert leaves_shown(page) == ["cp_plan.review_conference.session"]
+    assert leaves_shown(page) == ["cp_plan.review_conference.session", "iro_resolution.idle"]
 
 
 def test_page_guards_agree_with_python(wm_page, opened):

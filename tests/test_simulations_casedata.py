@@ -84,7 +84,7 @@ def test_the_broken_sample_finds_exactly_the_broken_cases():
     plan = [f for f in result.findings if f.event_type == "cp_plan_start"
             and f.child == KEY(next(c for c, w in EXPECTED["broken_children"].items()
                                     if "without an icpc" in w))]
-    assert plan and "icpc" in plan[0].message and "WM-25" in plan[0].rules
+    assert plan and "icpc" in plan[0].message and "WM-26" in plan[0].rules
 
 
 def test_no_raw_child_identifier_reaches_any_output(tmp_path):

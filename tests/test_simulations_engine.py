@@ -160,17 +160,18 @@ def test_too_few_social_workers_leaves_cases_unallocated(tmp_path):
 
 
 def test_the_invariant_monitor_stops_a_run_that_breaks_a_property(tmp_path):
-    """A procedure override that ends plans without a closure record is caught at run time."""
+    """A procedure override that ends plans without the plan put in place is caught at run
+    time."""
     path = tmp_path / "broken.yaml"
     path.write_text(
         "scenario: broken\nextends: baseline\ntitle: Plans end unrecorded\n"
-        "procedure_overrides:\n  transitions:\n    end_plan_close:\n"
+        "procedure_overrides:\n  transitions:\n    end_plan_child_in_need:\n"
         "      records: [plan_type]\n")
     sc, settings = short(path, horizon=900, warm_up=10)
     with pytest.raises(InvariantViolated) as exc:
         run_once(sc, settings)
-    assert exc.value.violation.property_id == "plan_end_leaves_step_down_or_closure"
-    assert "end_plan_close" in str(exc.value)
+    assert exc.value.violation.property_id == "plan_end_leaves_a_plan_in_place"
+    assert "end_plan_child_in_need" in str(exc.value)
     assert "start_cp_plan" in str(exc.value)
 
 

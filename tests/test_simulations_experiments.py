@@ -63,9 +63,28 @@ def test_icpc_within_10_working_days_shows_in_the_comparison(tmp_path):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "check west-midlands-2014: PASS" in out
-    assert "changed deadline icpc_held [WM-2b, NCL-7.2.1]" in out
+    assert "changed deadline icpc_held [WM-2b]" in out
     assert "within: 15 working days → 10 working days" in out
     assert "icpc_held: median elapsed" in out  # the ICPC sits earlier: a flagged difference
+    assert (tmp_path / "comparison.csv").read_text().startswith("id,group,label")
+    assert (tmp_path / "a" / "kpis.csv").is_file() and (tmp_path / "b" / "kpis.csv").is_file()
+
+
+def test_two_authorities_procedures_compare_on_the_same_demand(tmp_path):
+    """The shipped example between authorities: the baseline authority's demand and staffing
+    run on West Midlands and on Newcastle's standards; both procedures pass their checks and
+    the structural diff lists the deadlines only Newcastle sets."""
+    result = CliRunner().invoke(main, ["compare", "baseline", "newcastle", "-r", "2", "-w", "1",
+                                       "--out", str(tmp_path), *SHORT])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.splitlines()[:2] == ["check baseline: PASS", "check newcastle: PASS"]
+    assert "structural diff (baseline -> newcastle):" in out
+    assert "added deadline icpc_decisions_24h [NCL-1.2.2, NCL-2.1.6]" in out
+    assert "added deadline review_decisions_24h [NCL-1.2.2, NCL-2.1.6]" in out
+    assert "added deadline designated_review [NCL-7.1.5]" in out
+    assert "removed deadline icpc_booked [WM-2a]" in out
+    assert "newcastle vs baseline:" in out
     assert (tmp_path / "comparison.csv").read_text().startswith("id,group,label")
     assert (tmp_path / "a" / "kpis.csv").is_file() and (tmp_path / "b" / "kpis.csv").is_file()
 
@@ -73,13 +92,13 @@ def test_icpc_within_10_working_days_shows_in_the_comparison(tmp_path):
 def test_a_change_that_breaks_a_property_is_shown_first(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("procedure: broken\nextends: west-midlands-2014\ntitle: Broken\n"
-                      "transitions:\n  end_plan_close:\n    records: [plan_type]\n")
+                      "transitions:\n  end_plan_child_in_need:\n    records: [plan_type]\n")
     result = CliRunner().invoke(main, ["compare", "west-midlands-2014", str(broken), "-r", "1",
                                        "--out", str(tmp_path / "c"), "--horizon-days", "10",
                                        "--warm-up-days", "1", "--no-report", "--no-event-log"])
     lines = result.output.splitlines()
     assert lines[0] == "check broken: FAIL"
-    assert any("plan_end_leaves_step_down_or_closure" in line for line in lines[:4])
+    assert any("plan_end_leaves_a_plan_in_place" in line for line in lines[:4])
     assert "counterexample" in result.output
 
 

@@ -124,13 +124,13 @@ def test_a_problem_in_an_inherited_key_names_the_file_it_was_written_in(tmp_path
     base = tmp_path / "base.yaml"
     base.write_text((SCENARIO_DIR / "baseline.yaml").read_text().replace(
         "scenario: baseline", "scenario: base").replace(
-        "choose: {review_due: 1}", "choose: {review_du: 1}"))
+        "choose: {review_opens: 1}", "choose: {review_open: 1}"))
     child = tmp_path / "child.yaml"
     child.write_text("scenario: child\nextends: base.yaml\ntitle: Child\n")
     with pytest.raises(InputError) as exc:
         load_scenario(child)
     (problem,) = exc.value.problems
-    assert problem.file == str(base) and problem.hint == "review_due"
+    assert problem.file == str(base) and problem.hint == "review_opens"
 
 
 def test_every_shipped_procedure_has_a_shipped_scenario_that_runs_it():

@@ -256,8 +256,9 @@ def test_long_mostly_legal_walks_give_the_same_results(source, data, facts):
 WEST_MIDLANDS_PATH = (
     "decide_strategy_discussion", "strategy_discussion_held", "start_section_47", "book_icpc",
     "proceed_to_icpc", "invitations_sent", "reports_received", "icpc_opens", "plan_agreed",
-    "start_cp_plan", "core_group_held", "statutory_visit", "review_due", "review_opens",
-    "review_plan_agreed", "end_plan_close", "re_referral",
+    "start_cp_plan", "core_group_held", "statutory_visit", "review_due",
+    "review_reports_received", "review_opens", "review_plan_agreed", "end_plan_family_support",
+    "family_support_ends", "re_referral",
 )
 
 
