@@ -1075,6 +1075,11 @@ def find_clashes(procedure: Procedure | ProcedureGraph, reading: Reading = "favo
             explorer = _Explorer(proj, scenario, reading, max_starts)
             explorer.run()
             complete = complete and not explorer.truncated
+            if explorer.truncated:
+                # A partial state space cannot show a move blocked from every state of a
+                # group, and grouping it can take far longer than exploring did: the proof
+                # is reported incomplete instead.
+                continue
             for failures in explorer.blocked()[:MAX_CLASHES]:
                 options = [_clash(proj, scenario, reading, [*explorer.path(key), step])
                            for key, step in failures[:_EXPLAIN]]

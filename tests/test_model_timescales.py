@@ -341,3 +341,15 @@ def test_cli_rejects_an_unknown_origin_event():
                                        "trigger:strategy_discusion_held"])
     assert result.exit_code == 2
     assert "did you mean 'trigger:strategy_discussion_held'?" in result.output
+
+
+def test_a_clash_in_a_state_space_too_large_to_finish_still_ends(tmp_path):
+    """Regression: on West Midlands (many concurrent plan clocks) a clashing variant hit the
+    state budget and the grouping of blocked moves then ran for many minutes. Now the proof
+    stops at the budget, says it is incomplete, and still reports the clash it can see."""
+    path = variant(tmp_path, "booking-notice-wm", "west-midlands-2014", (
+        "deadlines:\n  booking_notice:\n    from: {trigger: strategy_discussion_held}\n"
+        "    to: {trigger: book_icpc}\n    at_least: {days: 5}\n    rules: [WM-2a]\n"))
+    clashes, complete = find_clashes(load_procedure(path))
+    assert ("icpc_booked", "booking_notice") in [c.deadlines for c in clashes]
+    assert complete is False
