@@ -148,6 +148,30 @@ def events_of(
     )
 
 
+def possible_events(procedure: Procedure, t: Transition) -> frozenset[EventRef]:
+    """Every event firing ``t`` can cause, from any leaf inside any of its sources.
+
+    The static counterpart of :func:`events_of`, for questions asked without a configuration
+    (does this move ever enter that state?). Other regions do not change a move's events, so
+    each source leaf is tried on its own.
+
+    >>> from model.loader import load_procedure
+    >>> p = load_procedure("west-midlands-2014")
+    >>> sorted(str(e) for e in possible_events(p, p.transition("postpone_icpc")))[:3]
+    ['enter:icpc.preparation', 'enter:icpc.preparation.inviting', 'exit:icpc.preparation']
+    """
+    out: set[EventRef] = set()
+    width = 1 + len(procedure.regions)
+    index = region_index(procedure, t.dest)
+    for source in t.sources:
+        for leaf in procedure.leaves():
+            if source not in procedure.ancestors(leaf):
+                continue
+            before: Config = tuple(leaf if k == index else "" for k in range(width))
+            out.update(events_of(procedure, before, apply(procedure, before, t), t))
+    return frozenset(out)
+
+
 def initial_events(procedure: Procedure) -> tuple[EventRef, ...]:
     """The entry events of a new case's initial configuration, outermost first."""
     events: list[EventRef] = []

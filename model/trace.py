@@ -40,6 +40,7 @@ from pathlib import PurePath
 from typing import Literal, TypeAlias
 
 from model.check import Finding
+from model.graph import possible_events
 from model.rules import SOURCE_TITLES, Rule, load_rules
 from model.spec import Basis, Deadline, EventRef, Origin, Procedure, Property, State, Transition
 from model.types import RuleId, StateId
@@ -285,23 +286,10 @@ def _property_refers_to_transition(procedure: Procedure, p: Property, t: Transit
     return bool(set(t.records) & _property_records(p))
 
 
-def _crosses(procedure: Procedure, t: Transition, event: EventRef) -> bool:
-    """Firing ``t`` makes ``event`` (entering or leaving a state) happen."""
-    state = event.name
-    if t.internal or state not in procedure.states:
-        return False
-    inside_src = any(_inside(procedure, s, state) for s in t.sources)
-    land = procedure.entry_leaf(t.dest) if t.dest in procedure.states else t.dest
-    inside_dest = _inside(procedure, land, state) or t.dest == state
-    if event.kind == "enter":
-        return inside_dest and (not inside_src or t.dest == state)
-    return inside_src and (not inside_dest or t.dest == state)
-
-
 def _deadline_touches_transition(procedure: Procedure, d: Deadline, t: Transition) -> bool:
     """``t`` starts, stops or cancels ``d``'s clock, by its trigger or a state it crosses."""
-    return any(ev.name == t.trigger if ev.kind == "trigger" else _crosses(procedure, t, ev)
-               for ev in _events(d))
+    caused = possible_events(procedure, t)
+    return any(ev in caused for ev in _events(d))
 
 
 def _deadline_touches_state(procedure: Procedure, d: Deadline, state: StateId) -> bool:

@@ -28,7 +28,7 @@ import simpy
 
 from model.calendar import WorkingCalendar
 from model.compiler import Case, FireResult, Option, Step
-from model.graph import Config, active_states, is_terminal
+from model.graph import Config, active_states, is_terminal, possible_events
 from model.guards import evaluate
 from model.spec import Deadline, Procedure, Transition
 from model.types import SimHours, StateId, TriggerId
@@ -497,11 +497,9 @@ class Engine:
             elif d.end.kind == "enter":
                 # a clock that stops on entering a state stops with each move into it (a
                 # meeting booked for such a move is late when it falls after the clock's due)
-                state, inside = d.end.name, d.end.name + "."
                 for t in self.procedure.transitions:
-                    if (not t.internal and (t.dest == state or t.dest.startswith(inside))
-                            and not all(s == state or s.startswith(inside) for s in t.sources)
-                            and d not in self.ends_with[t.trigger]):
+                    if d.end in possible_events(self.procedure, t) and \
+                            d not in self.ends_with[t.trigger]:
                         self.ends_with[t.trigger].append(d)
         staff = spec.staffing
         sw = staff.social_workers
