@@ -779,50 +779,78 @@ class _Explorer:
         blocked when it is possible from no state of the group. Each result lists, for one
         blocked move of one group, the states of the group with the step that fails from
         each (nearest first).
+
+        Groups are bit sets over the explored states. A group that contains one already
+        found is not followed: every move it allows the smaller group allows too, and what
+        it leads to contains what the smaller group's leads to, so anything blocked after
+        it is blocked after the smaller group as well (the antichain argument used for
+        universality of automata). Service closures are computed once per strongly
+        connected component.
         """
-        rank = {key: i for i, key in enumerate(self.order)}
-        service: dict[_Key, list[_Key]] = {}
-        for key in self.order:
+        order = self.order
+        bit = {key: i for i, key in enumerate(order)}
+        graph: nx.DiGraph[int] = nx.DiGraph()
+        graph.add_nodes_from(range(len(order)))
+        imposed: list[list[tuple[tuple[Config, str, Config], _Step, _Outcome, int | None]]] = []
+        for i, key in enumerate(order):
+            mine: list[tuple[tuple[Config, str, Config], _Step, _Outcome, int | None]] = []
             for step, outcome, child in self.nodes[key].tried:
                 assert step.move is not None
-                if step.move.service and outcome == "ok" and child is not None:
-                    service.setdefault(key, []).append(child)
+                target = None if child is None else bit[child]
+                if step.move.service:
+                    if outcome == "ok" and target is not None:
+                        graph.add_edge(i, target)
+                    continue
+                ident = (step.move.before, step.move.transition.id, step.move.after)
+                mine.append((ident, step, outcome, target))
+            imposed.append(mine)
+        condensed = nx.condensation(graph)
+        member = condensed.graph["mapping"]
+        reach: dict[int, int] = {}
+        for c in reversed(list(nx.topological_sort(condensed))):
+            mask = 0
+            for i in condensed.nodes[c]["members"]:
+                mask |= 1 << i
+            for d in condensed.successors(c):
+                mask |= reach[d]
+            reach[c] = mask
 
-        def closure(keys: Iterable[_Key]) -> frozenset[_Key]:
-            seen = set(keys)
-            stack = list(seen)
-            while stack:
-                for child in service.get(stack.pop(), ()):
-                    if child not in seen:
-                        seen.add(child)
-                        stack.append(child)
-            return frozenset(seen)
+        def closure(indices: Iterable[int]) -> int:
+            mask = 0
+            for i in indices:
+                mask |= reach[member[i]]
+            return mask
 
-        first = closure(k for k in self.order if self.nodes[k].parent is None)
-        groups = {first}
+        def members(mask: int) -> list[int]:
+            out: list[int] = []
+            while mask:
+                low = mask & -mask
+                out.append(low.bit_length() - 1)
+                mask ^= low
+            return out
+
+        first = closure(i for i, k in enumerate(order) if self.nodes[k].parent is None)
+        found = [first]
         queue = deque([first])
         out: list[list[tuple[_Key, _Step]]] = []
         while queue:
             group = queue.popleft()
             moves: dict[tuple[Config, str, Config],
-                        list[tuple[_Key, _Step, _Outcome, _Key | None]]] = {}
-            for key in sorted(group, key=rank.__getitem__):
-                for step, outcome, child in self.nodes[key].tried:
-                    assert step.move is not None
-                    if step.move.service:
-                        continue
-                    ident = (step.move.before, step.move.transition.id, step.move.after)
-                    moves.setdefault(ident, []).append((key, step, outcome, child))
+                        list[tuple[int, _Step, _Outcome, int | None]]] = {}
+            for i in members(group):
+                for ident, step, outcome, target in imposed[i]:
+                    moves.setdefault(ident, []).append((i, step, outcome, target))
             for tries in moves.values():
-                reached = [child for _, _, outcome, child in tries
-                           if outcome == "ok" and child is not None]
+                reached = [t for _, _, outcome, t in tries if outcome == "ok" and t is not None]
                 if not reached:
-                    out.append([(key, step) for key, step, _, _ in tries])
+                    out.append([(order[i], step) for i, step, _, _ in tries])
                     continue
                 nxt = closure(reached)
-                if nxt not in groups:
-                    groups.add(nxt)
-                    queue.append(nxt)
+                if any(g & nxt == g for g in found):
+                    continue
+                found = [g for g in found if g & nxt != nxt]
+                found.append(nxt)
+                queue.append(nxt)
         return out
 
 
