@@ -18,7 +18,11 @@ def _bank_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year).keys())
 
 
-def _add_months(d: date, n: int) -> date:
+def add_months(d: date, n: int) -> date:
+    """The same day ``n`` calendar months later (earlier when negative).
+
+    The day is clipped to the month's last day (31 January + 1 month is 28 or 29 February).
+    """
     month = d.month - 1 + n
     year = d.year + month // 12
     month = month % 12 + 1
@@ -85,7 +89,7 @@ class WorkingCalendar:
             return self._end_of(d + timedelta(days=limit.value))
         if limit.unit == "working_days":
             return self._end_of(self.add_working_days(d, limit.value))
-        return self._end_of(_add_months(d, limit.value))
+        return self._end_of(add_months(d, limit.value))
 
     def earliest(self, t: SimHours, gap: Duration) -> SimHours:
         """The earliest instant at least ``gap`` after ``t``."""
@@ -97,7 +101,7 @@ class WorkingCalendar:
             target = self.add_working_days(self.date_of(t), gap.value)
             return self.to_hours(target) + self.day_starts
         when = self.to_datetime(t)
-        shifted = _add_months(when.date(), gap.value)
+        shifted = add_months(when.date(), gap.value)
         return self.to_hours(datetime.combine(shifted, when.time()))
 
     def elapsed(self, start: SimHours, end: SimHours, unit: DurationUnit) -> float:
@@ -110,9 +114,9 @@ class WorkingCalendar:
         if unit == "working_days":
             return float(self.working_days_between(a, b))
         months = (b.year - a.year) * 12 + (b.month - a.month)
-        if _add_months(a, months) > b:
+        if add_months(a, months) > b:
             months -= 1
-        return months + (b - _add_months(a, months)).days / 30.4375
+        return months + (b - add_months(a, months)).days / 30.4375
 
     def next_working_time(self, t: SimHours) -> SimHours:
         """``t`` if within working hours on a working day, else the next working start."""

@@ -389,7 +389,7 @@ def series_panels(plan_state: str) -> list[tuple[str, str, list[tuple[str, str, 
         (f"Cases on a plan ({plan_state})", "cases", [(f"stage:{plan_state}", "open", BLUE)]),
         ("Cases waiting for a social worker", "cases", [("unallocated_queue", "waiting",
                                                          BLUE)]),
-        ("Open cases (all stages)", "cases", [("open_cases", "open", BLUE)]),
+        ("Open cases (not resting closed)", "cases", [("open_cases", "open", BLUE)]),
     ]
 
 

@@ -29,6 +29,7 @@ from reports import figures as fg
 from reports.diagram import render_diagram
 from simulations.kpi import Kpi
 from simulations.results import RunResults, read_results
+from simulations.steady import Steadiness, steady_state, trend_words, warm_up_words
 
 GROUPS = (("deadline", "Deadlines"), ("capacity", "Capacity"), ("flow", "Flow"),
           ("plans", "Plans"), ("postponements", "Postponements"),
@@ -71,6 +72,56 @@ class KpiRow:
     replications: int
     headline: bool
     kpi_id: str
+
+
+@dataclass(frozen=True)
+class SteadyRow:
+    """One stock's steady-state check formatted for the page (all strings, escaped there).
+
+    Attributes:
+        stock: ``open_cases`` or ``open_plans``.
+        configured: The scenario's warm-up, in days.
+        measured: The MSER-5 warm-up (longest over replications), or why there is none.
+        enough: ``yes``, ``no`` or ``cannot tell``.
+        warm_up: The warm-ups compared, in a sentence.
+        trend: The trend sentence (or why there is none).
+        trends: True when the stock still trends over the measured period.
+        short: True when the configured warm-up is not shown to be long enough.
+    """
+
+    stock: str
+    configured: str
+    measured: str
+    enough: str
+    warm_up: str
+    trend: str
+    trends: bool
+    short: bool
+
+
+def steady_rows(records: Sequence[dict[str, Any]]) -> tuple[list[SteadyRow], list[str]]:
+    """The steady-state check of each stock, and the stocks that were not recorded."""
+    rows: list[SteadyRow] = []
+    missing: list[str] = []
+    for stock, check in steady_state(records).items():
+        if check is None:
+            missing.append(stock)
+            continue
+        rows.append(_steady_row(check))
+    return rows, missing
+
+
+def _steady_row(check: Steadiness) -> SteadyRow:
+    if check.recommended_days is None:
+        measured, enough = "– (run too short)", "cannot tell"
+    elif not check.settled:
+        measured, enough = f"{check.recommended_days:.0f} days (not settled)", "cannot tell"
+    else:
+        measured = f"{check.recommended_days:.0f} days"
+        enough = "yes" if check.long_enough else "no"
+    return SteadyRow(check.stock, f"{check.configured_days:.0f} days", measured, enough,
+                     warm_up_words(check), trend_words(check),
+                     check.trend is not None and check.trend.trends, not check.long_enough)
 
 
 def draw_figures(results: RunResults, target: float = 0.95) -> tuple[list[ReportFigure], str]:
@@ -243,6 +294,7 @@ def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_n
         scenario_text: str | None = scenario.path.read_text(encoding="utf-8")
     except OSError:
         scenario_text = None
+    steady = steady_rows(results.records)
     context = {
         "scenario_name": scenario.name,
         "scenario_title": scenario.spec.title,
@@ -263,6 +315,8 @@ def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_n
         "measured_to": (start + timedelta(days=horizon)).isoformat(),
         "event_logs": len(results.event_logs()),
         "kpi_groups": kpi_rows(results.kpis, procedure),
+        "steady_rows": steady[0],
+        "steady_missing": steady[1],
         "figures": figures,
         "figure_note": figure_note,
         "diagram": diagram,

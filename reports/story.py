@@ -67,6 +67,8 @@ REASONS = {
     "agency_absent": "an invited agency could not attend, so the chair moved the meeting "
                      "to get everyone there",
     "no_slot_in_time": "no chair's slot was free in time",
+    "family_unavailable": "the family could not come on the booked day, so the chair "
+                          "rebooked it",
 }
 """Plain words for the postponement reasons the simulator records."""
 

@@ -200,6 +200,14 @@ def _durations(cal: Calibration, cases: Sequence[list[Step]], proc: Procedure,
         cal.durations[sid] = (bins, len(spans), sum(spans) / len(spans))
 
 
+def _weight_text(value: float, spec: float | ChoiceSpec | None) -> str:
+    """A fitted weight, keeping the choice's own timing when the scenario gave one."""
+    if isinstance(spec, ChoiceSpec) and spec.after is not None:
+        after = json.dumps(spec.after.model_dump(exclude_none=True))
+        return f"{{weight: {value:.4f}, after: {after}}}"
+    return f"{value:.4f}"
+
+
 def _ci(e: Estimate, digits: int = 3) -> str:
     return f"95% CI {e.low:.{digits}f}-{e.high:.{digits}f}"
 
@@ -254,12 +262,7 @@ def scenario_yaml(cal: Calibration, base: Scenario, name: str) -> str:
             lines.append(f"    choose:   # {total} decisions observed")
             original = base.spec.behaviour[sid].choose or {}
             for trig, e in table.items():
-                spec = original.get(trig)
-                if isinstance(spec, ChoiceSpec) and spec.after is not None:
-                    after = json.dumps(spec.after.model_dump(exclude_none=True))
-                    value = f"{{weight: {e.value:.4f}, after: {after}}}"
-                else:
-                    value = f"{e.value:.4f}"
+                value = _weight_text(e.value, original.get(trig))
                 lines.append(f"      {trig}: {value}   # {e.count}; {_ci(e)}")
         if sid == "closed" and cal.re_referral_share is not None and \
                 sid in base.spec.behaviour and base.spec.behaviour[sid].chance < 1:
@@ -268,9 +271,12 @@ def scenario_yaml(cal: Calibration, base: Scenario, name: str) -> str:
                          f"({e.count} of {e.total})")
         if sid in cal.by_visit:
             lines.append("    choose_by_visit:")
+            specs = base.spec.behaviour[sid].choose_by_visit or []
             for k, table in enumerate(cal.by_visit[sid], start=1):
                 total = next(iter(table.values())).total
-                body = ", ".join(f"{t}: {e.value:.4f}" for t, e in table.items())
+                given = specs[k - 1] if k - 1 < len(specs) else {}
+                body = ", ".join(f"{t}: {_weight_text(e.value, given.get(t))}"
+                                 for t, e in table.items())
                 counts = ", ".join(f"{t} {e.count}" for t, e in table.items())
                 lines.append(f"      - {{{body}}}   # visit {k}: {total} observed ({counts})")
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import hashlib
 import heapq
 import itertools
 import math
@@ -32,12 +33,13 @@ from model.graph import Config, active_states, is_terminal, possible_events
 from model.guards import evaluate
 from model.spec import Deadline, Procedure, Transition
 from model.types import SimHours, StateId, TriggerId
-from simulations.distributions import Dist, advance, day_index, day_table
+from simulations.distributions import Dist, TimeUnit, advance, day_index, day_table
 from simulations.observers import NullObserver, Observer
-from simulations.scenario import BehaviourSpec, ChoiceSpec, DistSpec, Scenario
+from simulations.scenario import BehaviourSpec, ChoiceSpec, DistSpec, Scenario, TurnoverSpec
 
 HOURS_PER_YEAR = 365.25 * 24.0
-STREAMS = ("arrivals", "facts", "behaviour", "timing", "agencies", "staff")
+STREAMS = ("arrivals", "facts", "behaviour", "timing", "agencies", "staff", "family",
+           "history")
 """Named random streams inside a replication, each from its own SeedSequence child."""
 
 
@@ -99,6 +101,7 @@ class _Behaviour:
     state: StateId
     tables: tuple[_Table, ...]
     by_visit: bool
+    history_table: _Table | None
     chance: float
     after: Dist | None
     aim_deadlines: tuple[str, ...]
@@ -135,6 +138,8 @@ def _compile_behaviour(sid: StateId, b: BehaviourSpec) -> _Behaviour:
         state=sid,
         tables=tables,
         by_visit=b.choose_by_visit is not None,
+        history_table=(_table(b.choose_if_previous_plan)
+                       if b.choose_if_previous_plan is not None else None),
         chance=b.chance,
         after=b.after.build() if b.after else None,
         aim_deadlines=tuple(b.aim.deadlines) if b.aim else (),
@@ -188,6 +193,7 @@ class _Live:
     declined: dict[StateId, frozenset[str]] = field(default_factory=dict)
     bookings: dict[TriggerId, tuple[int, SimHours]] = field(default_factory=dict)
     absence_postponed: set[TriggerId] = field(default_factory=set)
+    family_postponed: set[TriggerId] = field(default_factory=set)
     worker: int | None = None
     allocated: simpy.Event | None = None
     queued_at: SimHours | None = None
@@ -251,27 +257,90 @@ class Diary:
 
 
 class Workers:
-    """Case-holding social workers: allocation up to a caseload cap, and absence spells.
+    """Case-holding social workers in teams: allocation up to a cap, absence and turnover.
 
-    A case that needs a worker when all are at their cap joins a first-come queue. Absence
-    (leave and sickness) alternates with presence per worker; while a worker is away, their
-    cases' social-work steps wait for their return.
+    Posts are dealt to teams in turn, and each case belongs to one team (its area): it is
+    allocated to the least-loaded worker of that team below their cap, or joins the team's
+    first-come queue, however much room other teams have. A case keeps its team for life (the
+    team is a keyed hash of the case id, with a key drawn once per replication, so nothing is
+    stored per case and no draw is made without teams). Absence (leave and sickness)
+    alternates with presence per post; while a worker is away, their cases' social-work steps
+    wait for their return.
+
+    Posts may differ in FTE and cap (part-timers, newly qualified workers): a team's
+    workers are compared by load relative to their own cap, so a part-timer at 0.6 FTE with
+    a cap of 13 holds about 0.6 of a full-timer's cases. Posts are dealt to the team with
+    the least FTE so far (in turn when all are full-time), so teams are staffed alike. With
+    ``demand_spread`` the teams' areas get unequal shares of the cases: gamma weights with
+    that coefficient of variation, drawn once per replication, replace equal shares.
+
+    With turnover, the worker in each post leaves after exponential times (a worker who is
+    away leaves on return). Their cases lose their worker and wait, exactly like unallocated
+    cases, until a manager hands them on ``reallocation_delay`` later; they are then
+    allocated in their team or queue for it, and their wait for allocation counts from the
+    moment their worker left. The post stands vacant (its vacancy or agency gap) until a
+    new worker starts in it with no cases. Without teams and turnover this is a single
+    authority-wide pool whose posts stay filled, drawing nothing beyond absence.
     """
 
     def __init__(self, env: simpy.Environment, count: int, cap: int, absence_rate: float,
-                 spell_days: float, rng: np.random.Generator) -> None:
-        """Create ``count`` workers and start their absence processes."""
+                 spell_days: float, rng: np.random.Generator, *, teams: int = 1,
+                 turnover: TurnoverSpec | None = None,
+                 calendar: WorkingCalendar | None = None, record: RunRecord | None = None,
+                 count_from: SimHours = 0.0, fte: Sequence[float] | None = None,
+                 caps: Sequence[int] | None = None, demand_spread: float = 0.0) -> None:
+        """Create ``count`` workers in ``teams`` teams and start their processes.
+
+        ``record`` receives the leavers and re-allocations from ``count_from`` on (the end
+        of the warm-up); ``calendar`` times turnover's working-day delays. ``fte`` and
+        ``caps`` give each post its FTE and caseload cap (default: 1 and ``cap``);
+        ``demand_spread`` is the coefficient of variation of the areas' shares of cases.
+        """
         self.env = env
         self.cap = cap
+        self.caps = [cap] * count if caps is None else list(caps)
+        self.fte = [1.0] * count if fte is None else list(fte)
+        assert len(self.caps) == count and len(self.fte) == count
         self.load = [0] * count
         self.present = [True] * count
         self.back: list[simpy.Event | None] = [None] * count
-        self._heap = [(0, i) for i in range(count)]
-        self.queue: deque[_Live] = deque()
+        self.filled = [True] * count
+        self.teams = teams
+        self.team_of_post = self._deal(self.fte, teams)
+        self.cases: list[dict[_Live, None]] = [{} for _ in range(count)]
+        self._heaps: list[list[tuple[float, int]]] = [[] for _ in range(teams)]
+        for i, t in enumerate(self.team_of_post):
+            self._heaps[t].append((0.0, i))  # in post order: already a heap
+        self.queues: list[deque[_Live]] = [deque() for _ in range(teams)]
+        self.handover: dict[_Live, None] = {}
+        """Cases whose worker left, not yet handed on (insertion-ordered)."""
         self.waits: list[float] = []
+        self.record = record
+        self.count_from = count_from
+        # child streams of the staff stream: spawning draws nothing from it, so absence
+        # draws are the same whether or not teams, turnover and unequal areas are configured
+        # (and a child added at the end leaves the earlier children as they were)
+        team_rng, turnover_rng, area_rng = rng.spawn(3)
+        self._key = team_rng.bytes(16) if teams > 1 else b""
+        self._bounds: list[float] | None = None
+        """Upper ends of the areas' cumulative shares, when these are unequal."""
+        if teams > 1 and demand_spread > 0:
+            shape = 1.0 / demand_spread ** 2
+            weights = area_rng.gamma(shape, 1.0, size=teams)
+            self._bounds = [float(b) for b in np.cumsum(weights / weights.sum())]
         if absence_rate > 0:
             for i in range(count):
                 env.process(self._absence(i, absence_rate, spell_days, rng))
+        if turnover is not None:
+            assert calendar is not None, "turnover needs the working-day calendar"
+            self.calendar = calendar
+            self._handover_delay = turnover.reallocation_delay.build()
+            self._vacancy_gap = turnover.vacancy_gap.build()
+            self._agency_gap = turnover.agency_gap.build()
+            self._agency_cover = turnover.agency_cover
+            stay = HOURS_PER_YEAR / turnover.rate_per_year
+            for i in range(count):
+                env.process(self._turnover(i, stay, turnover_rng))
 
     def _absence(self, i: int, rate: float, spell_days: float,
                  rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
@@ -296,52 +365,186 @@ class Workers:
         if event is not None:
             event.succeed()
 
-    def _take(self) -> int | None:
-        while self._heap:
-            load, i = self._heap[0]
-            if load != self.load[i]:
-                heapq.heappop(self._heap)
+    @staticmethod
+    def _deal(fte: Sequence[float], teams: int) -> list[int]:
+        """Each post's team: the team with the least FTE so far (the first on ties)."""
+        dealt = [(0.0, t) for t in range(teams)]
+        out = []
+        for f in fte:
+            have, t = heapq.heappop(dealt)
+            out.append(t)
+            heapq.heappush(dealt, (have + f, t))
+        return out
+
+    def team(self, live: _Live) -> int:
+        """The case's team: the same on every (re-)allocation of the case."""
+        if self.teams == 1:
+            return 0
+        digest = hashlib.blake2b(live.case.case_id.encode(), key=self._key,
+                                 digest_size=8).digest()
+        if self._bounds is None:
+            return int.from_bytes(digest, "big") % self.teams
+        u = int.from_bytes(digest, "big") / 2.0 ** 64
+        return min(bisect.bisect_right(self._bounds, u), self.teams - 1)
+
+    def _rank(self, i: int) -> float:
+        """Worker ``i``'s load as a share of their own cap: who is allocated next."""
+        return self.load[i] / self.caps[i]
+
+    def caseloads(self) -> list[int]:
+        """Caseloads of the filled posts only (a vacant post is not a worker with no cases).
+
+        Per person, whatever their FTE (as a caseload survey counts them). A single 0 when
+        every post is vacant.
+        """
+        return [n for n, f in zip(self.load, self.filled, strict=True) if f] or [0]
+
+    def absent(self) -> int:
+        """Workers in post who are away (a vacant post is not counted)."""
+        return sum(f and not p for p, f in zip(self.present, self.filled, strict=True))
+
+    def unallocated(self) -> int:
+        """Cases without a worker: queued for their team, or waiting to be handed on."""
+        return sum(len(q) for q in self.queues) + len(self.handover)
+
+    def _take(self, team: int) -> int | None:
+        heap = self._heaps[team]
+        while heap:
+            rank, i = heap[0]
+            if rank != self._rank(i) or not self.filled[i]:
+                heapq.heappop(heap)
                 continue
-            if load >= self.cap:
-                return None
-            heapq.heapreplace(self._heap, (load + 1, i))
-            self.load[i] = load + 1
+            if self.load[i] >= self.caps[i]:
+                return None  # the lowest share of its cap is full: so is everyone's
+            self.load[i] += 1
+            heapq.heapreplace(heap, (self._rank(i), i))
             return i
         return None
 
     def request(self, live: _Live) -> None:
-        """Allocate a worker now, or queue the case."""
-        i = self._take()
+        """Allocate a worker of the case's team now, or queue the case for that team."""
+        team = self.team(live)
+        i = self._take(team)
         if i is not None:
             live.worker = i
+            self.cases[i][live] = None
             return
         live.allocated = self.env.event()
         live.queued_at = self.env.now
-        self.queue.append(live)
+        self.queues[team].append(live)
 
     def release(self, live: _Live) -> None:
-        """Free the case's worker and allocate the next queued case, if any."""
+        """Free the case's worker and allocate the next queued case of the team, if any.
+
+        A case without a worker leaves its team's queue, or the cases waiting to be handed
+        on, whichever it is in.
+        """
         i = live.worker
         if i is None:
-            if live in self.queue:
-                self.queue.remove(live)
+            if live in self.handover:
+                del self.handover[live]
+                live.queued_at = None
+                if live.allocated is not None and not live.allocated.callbacks:
+                    live.allocated = None  # no step waits: a later request starts afresh
+                return
+            queue = self.queues[self.team(live)]
+            if live in queue:
+                queue.remove(live)
             return
         live.worker = None
+        del self.cases[i][live]
         self.load[i] -= 1
-        heapq.heappush(self._heap, (self.load[i], i))
-        while self.queue:
-            j = self._take()
+        team = self.team_of_post[i]
+        heapq.heappush(self._heaps[team], (self._rank(i), i))
+        self._serve(team)
+
+    def _serve(self, team: int) -> None:
+        """Allocate the team's queued cases, first come first served, while it has room."""
+        queue = self.queues[team]
+        while queue:
+            j = self._take(team)
             if j is None:
                 break
-            nxt = self.queue.popleft()
-            nxt.worker = j
-            if nxt.queued_at is not None:
-                self.waits.append(self.env.now - nxt.queued_at)
-            nxt.queued_at = None
-            event = nxt.allocated
-            nxt.allocated = None
-            if event is not None:
-                event.succeed()
+            self._allocated(queue.popleft(), j)
+
+    def _allocated(self, live: _Live, i: int) -> None:
+        """Give a waiting case worker ``i``, note its wait and wake its steps."""
+        live.worker = i
+        self.cases[i][live] = None
+        if live.queued_at is not None:
+            self.waits.append(self.env.now - live.queued_at)
+        live.queued_at = None
+        event = live.allocated
+        live.allocated = None
+        if event is not None:
+            event.succeed()
+
+    def _counting(self) -> RunRecord | None:
+        return self.record if self.env.now >= self.count_from else None
+
+    def _after(self, dist: Dist, rng: np.random.Generator) -> float:
+        """Hours from now until a duration drawn from ``dist`` has passed."""
+        now = self.env.now
+        return advance(self.calendar, now, dist.sample(rng), dist.unit) - now
+
+    def _turnover(self, i: int, stay: float,
+                  rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
+        """Post ``i``: its worker leaves, the post stands vacant, a new worker starts."""
+        while True:
+            yield self.env.timeout(rng.exponential(stay))
+            while not self.present[i]:
+                back = self.back[i]
+                assert back is not None
+                yield back
+                # let the steps that waited for this return take their worker first
+                yield self.env.timeout(0)
+            self._leave(i, rng)
+            if rng.random() < self._agency_cover:
+                yield self.env.timeout(self._after(self._agency_gap, rng))
+            else:
+                yield self.env.timeout(self._after(self._vacancy_gap, rng))
+            self._start(i)
+
+    def _leave(self, i: int, rng: np.random.Generator) -> None:
+        """The worker in post ``i`` leaves: each of their cases waits to be handed on."""
+        self.filled[i] = False
+        cases = list(self.cases[i])
+        self.cases[i].clear()
+        self.load[i] = 0
+        record = self._counting()
+        if record is not None:
+            record.leavers += 1
+        for live in cases:
+            live.worker = None
+            live.allocated = self.env.event()
+            live.queued_at = self.env.now
+            self.handover[live] = None
+            self.env.process(self._hand_on(live, self._after(self._handover_delay, rng)))
+
+    def _hand_on(self, live: _Live, delay: float) -> Generator[simpy.Event, Any, None]:
+        """After ``delay``, allocate a leaver's case in its team, or queue it there."""
+        yield self.env.timeout(delay)
+        if live not in self.handover:
+            return  # the case closed, or left the stages that hold a worker, meanwhile
+        del self.handover[live]
+        record = self._counting()
+        if record is not None:
+            record.reallocations += 1
+        team = self.team(live)
+        i = self._take(team)
+        if i is None:
+            self.queues[team].append(live)
+        else:
+            self._allocated(live, i)
+
+    def _start(self, i: int) -> None:
+        """A new worker starts in post ``i`` with no cases (and present)."""
+        self.filled[i] = True
+        if not self.present[i]:
+            self._return(i)  # the absence spell drawn for the vacant post does not apply
+        team = self.team_of_post[i]
+        heapq.heappush(self._heaps[team], (0.0, i))
+        self._serve(team)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -351,7 +554,12 @@ class RunRecord:
 
     ``deadlines`` maps a deadline id to counts (met, missed, cancelled, open_overdue,
     open_not_due) and the elapsed values (in the deadline's own unit) of met and missed
-    clocks. ``series`` maps a time-series name to one value per sample day.
+    clocks. ``series`` maps a time-series name to one value per sample day after the
+    warm-up. ``transient_days`` and ``transient`` hold a few stocks (``open_cases`` and, when
+    the plan state is a top-level stage, ``open_plans``) sampled at the same cadence from the
+    start of the run, warm-up included, so that the warm-up can be measured rather than assumed.
+    The caseload series are over filled posts only. ``leavers`` and ``reallocations`` count
+    social workers leaving and their cases handed on after the warm-up (0 without turnover).
     """
 
     replication: int
@@ -367,6 +575,8 @@ class RunRecord:
     plans_ended: int = 0
     sample_days: list[int] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    transient_days: list[int] = field(default_factory=list)
+    transient: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     allocation_waits_hours: list[float] = field(default_factory=list)
     meetings_held: int = 0
     meeting_capacity: int = 0
@@ -377,6 +587,8 @@ class RunRecord:
     open_by_state: Counter[str] = field(default_factory=Counter)
     transitions: int = 0
     agency_absences: Counter[str] = field(default_factory=Counter)
+    leavers: int = 0
+    reallocations: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain, JSON-ready data; raw elapsed times become quantiles and a histogram."""
@@ -402,6 +614,8 @@ class RunRecord:
             "plans_ended": self.plans_ended,
             "sample_days": self.sample_days,
             "series": {k: self.series[k] for k in sorted(self.series)},
+            "transient": {"days": self.transient_days,
+                          **{k: self.transient[k] for k in sorted(self.transient)}},
             "allocation_waits_days": _summary(waits, 1.0),
             "meetings_held": self.meetings_held,
             "meeting_capacity": self.meeting_capacity,
@@ -412,6 +626,8 @@ class RunRecord:
             "open_by_state": dict(sorted(self.open_by_state.items())),
             "transitions": self.transitions,
             "agency_absences": dict(sorted(self.agency_absences.items())),
+            "leavers": self.leavers,
+            "reallocations": self.reallocations,
         }
 
 
@@ -503,13 +719,20 @@ class Engine:
                         self.ends_with[t.trigger].append(d)
         staff = spec.staffing
         sw = staff.social_workers
-        self.workers = Workers(self.env, sw.effective_workers(), sw.caseload_cap,
-                               sw.absence_rate, sw.absence_spell_days, self.rng["staff"])
+        heads = sw.heads()
+        spread = sw.teams.demand_spread if sw.teams is not None else None
+        self.workers = Workers(self.env, len(heads), sw.caseload_cap,
+                               sw.absence_rate, sw.absence_spell_days, self.rng["staff"],
+                               teams=sw.team_count(), turnover=sw.turnover,
+                               calendar=calendar, record=self.record, count_from=self.warm_up,
+                               fte=[f for f, _ in heads], caps=[c for _, c in heads],
+                               demand_spread=0.0 if spread is None else spread.cv)
         self.holding = frozenset(sw.holds_cases_in)
         self.diary = Diary(calendar, staff.conference_chairs.count,
                            staff.conference_chairs.slots_per_day, staff.minute_takers.count,
                            staff.minute_takers.slots_per_day,
                            staff.conference_chairs.meeting_hours)
+        self.rebook_after = staff.rebook_after.build() if staff.rebook_after else None
         self.managers = {level: (simpy.Resource(self.env, capacity=m.count), m.work.build())
                          for level, m in staff.managers.items()}
         self.live: dict[str, _Live] = {}
@@ -528,6 +751,9 @@ class Engine:
         self._top_cache: dict[Config, str] = {}
         self.stage_counts: Counter[str] = Counter()
         self.plan_state = spec.plan_state
+        self.plan_episode: frozenset[StateId] = (
+            frozenset({spec.plan_state, *spec.plan_includes}) if spec.plan_includes
+            else frozenset())
 
     # -- small cached views of a configuration ---------------------------------------------
     def _active(self, config: Config) -> frozenset[StateId]:
@@ -584,6 +810,8 @@ class Engine:
         for past in self.history:
             self._seed(past)
         self.env.process(self._arrivals())
+        if self.spec.demand.history is not None:
+            self.env.process(self._returns())
         self.env.process(self._sampler())
         thresholds = gc.get_threshold()
         gc.set_threshold(200_000, 50, 1000)
@@ -608,13 +836,41 @@ class Engine:
                     continue
             self._new_case()
 
-    def _new_case(self) -> None:
+    def _returns(self) -> Generator[simpy.Event, Any, None]:
+        """Children who closed before the run starts, coming back (``demand.history``).
+
+        Closures before the run are taken as steady at ``closures_per_year``; a child closed
+        ``s`` hours before the start returns at ``t`` when its gap (drawn from the returning
+        behaviour's ``after``) is ``s + t``. That is a Poisson stream of rate ``closures x
+        chance`` thinned by the chance the gap exceeds ``t``: a draw of the gap longer than
+        ``t`` keeps the candidate. Simulated closures take over as this stream dies away,
+        so the authority starts with the returns of a steady state.
+        """
+        history = self.spec.demand.history
+        assert history is not None
+        b = self.spec.behaviour[history.returns_from]
+        assert b.after is not None
+        gap = b.after.build()
+        closures = history.closures_per_year or self.spec.demand.referrals_per_year
+        rate = closures * b.chance / HOURS_PER_YEAR
+        if rate <= 0:
+            return
+        rng = self.rng["history"]
+        begin = self.env.now
+        while True:
+            yield self.env.timeout(rng.exponential(1.0 / rate))
+            since = self.env.now - begin
+            if advance(self.calendar, 0.0, gap.sample(rng), gap.unit) > since:
+                self._new_case(previous_plans=int(rng.random() < history.plan_share))
+
+    def _new_case(self, previous_plans: int = 0) -> None:
         number = next(self._numbers)
         case_id = f"C{number:07d}"
         rng = self.rng["facts"]
         facts = {name: bool(rng.random() < p) for name, p in self.spec.demand.facts.items()}
         case, started = self.machine.new_case(case_id, facts, self.env.now)
         live = _Live(case, next(self._order))
+        live.plans_had = previous_plans
         self.live[case_id] = live
         self.record.cases_created += 1
         config = self.machine.configuration(case)
@@ -625,8 +881,10 @@ class Engine:
             if now >= self.warm_up:
                 self.record.entries[sid] += 1
         self.stage_counts[self._top(config)] += 1
+        told: Mapping[str, object] = (facts if not previous_plans
+                                      else {**facts, "previous_plans": previous_plans})
         for obs in self.observers:
-            obs.case_started(case_id, now, config, facts)
+            obs.case_started(case_id, now, config, told)
         self._plan_tasks(live, started)
         if self._holds(config):
             self.workers.request(live)
@@ -705,8 +963,12 @@ class Engine:
             if sid in live.plans:
                 continue
             b = self.behaviour[sid]
-            table = b.tables[min(live.visits[sid], len(b.tables)) - 1] if b.by_visit \
-                else b.tables[0]
+            if b.history_table is not None and live.plans_had:
+                table = b.history_table
+            elif b.by_visit:
+                table = b.tables[min(live.visits[sid], len(b.tables)) - 1]
+            else:
+                table = b.tables[0]
             usable = frozenset(t for t in table.triggers if t in enabled)
             if not usable:
                 live.declined.pop(sid, None)  # the opportunity has passed
@@ -759,7 +1021,9 @@ class Engine:
         time: float | None = None
         if b.meeting_for_lead is not None and b.meeting_for_lead in live.bookings:
             time = self._before_meeting(live, b, trigger)
-        if time is None and b.aim_deadlines:
+        # A choice with its own timing (a plan ending when the child is looked after, an
+        # enquiry closing) happens on that timing; the state's aim times the others.
+        if time is None and b.aim_deadlines and after is None:
             for did in b.aim_deadlines:
                 clock = live.case.clocks.get(did)
                 if clock is not None and clock.due is not None:
@@ -963,25 +1227,45 @@ class Engine:
             if absent:
                 actors.append("absent:" + "|".join(absent))
             owner = self.behaviour.get(plan.owner)
-            if (absent and owner is not None and owner.postpone is not None
-                    and plan.trigger not in live.absence_postponed
-                    and self.rng["agencies"].random() < self.spec.staffing.postpone_when_absent
-                    and owner.postpone in self._enabled(live)):
+            staffing = self.spec.staffing
+            can_postpone = (owner is not None and owner.postpone is not None
+                            and owner.postpone in self._enabled(live))
+            reason = ""
+            if (can_postpone and staffing.family_unavailable > 0
+                    and plan.trigger not in live.family_postponed
+                    and self.rng["family"].random() < staffing.family_unavailable):
+                # The family cannot come on the booked day: the chair rebooks (a parent's
+                # attendance is part of the conference, WM-17).
+                live.family_postponed.add(plan.trigger)
+                reason = "family_unavailable"
+            elif (absent and can_postpone and plan.trigger not in live.absence_postponed
+                    and self.rng["agencies"].random() < staffing.postpone_when_absent):
                 # WM-11: better to postpone a day or two to get everyone there
                 live.absence_postponed.add(plan.trigger)
+                reason = "agency_absent"
+            if reason:
+                assert owner is not None and owner.postpone is not None
                 self.diary.cancel(live.bookings.pop(plan.trigger)[0])
-                nxt = advance(self.calendar, self.env.now, 1.0, "working_days")
+                nxt = advance(self.calendar, self.env.now, *self._rebook_delay())
                 live.bookings[plan.trigger] = self.diary.book(nxt, self.env.now)
-                self._fire(live, owner.postpone, "conference_chair", "agency_absent")
+                self._fire(live, owner.postpone, "conference_chair", reason)
                 return
             self.diary.hold(live.bookings.pop(plan.trigger)[0])
             live.absence_postponed.discard(plan.trigger)
+            live.family_postponed.discard(plan.trigger)
             live.meeting = transition.dest
             actors.append("conference_chair")
         if not actors:
             actors.append(next((r.role for r in needs), "case"))
         live.plans.pop(key, None)
         self._fire(live, plan.trigger, ";".join(actors), plan.reason)
+
+    def _rebook_delay(self) -> tuple[float, TimeUnit]:
+        """How long after a postponed date the next one is (amount, unit)."""
+        dist = self.rebook_after
+        if dist is None:
+            return 1.0, "working_days"
+        return dist.sample(self.rng["timing"]), dist.unit
 
     def _attendance(self, t: Transition) -> list[str]:
         rng = self.rng["agencies"]
@@ -1062,14 +1346,21 @@ class Engine:
         if staff and top_before != top_after:
             self.stage_counts[top_before] -= 1
             self.stage_counts[top_after] += 1
-        if self.plan_state in entered:
+        plan_starts, plan_ends = self.plan_state in entered, self.plan_state in exited
+        if self.plan_episode:
+            # the plan lasts while the case is in any of its states (a flat procedure whose
+            # reviews sit beside the plan): it starts on entering them and ends on leaving
+            was = bool(self._active(before) & self.plan_episode)
+            stays = bool(self._active(after) & self.plan_episode)
+            plan_starts, plan_ends = stays and not was, was and not stays
+        if plan_starts:
             if counting:
                 rec.plans_started += 1
                 if live.plans_had:
                     rec.repeat_plans += 1
             live.plans_had += 1
             live.plan_started = now
-        elif self.plan_state in exited:
+        elif plan_ends:
             if counting:
                 rec.plans_ended += 1
                 if live.plan_started is not None:
@@ -1100,23 +1391,35 @@ class Engine:
         rec = self.record
         stages = [sid for sid, st in self.procedure.states.items()
                   if st.parent is None and st.region is None]
+        # open plans are the cases in the scenario's plan state, when that is a top-level stage
+        plans = self.plan_state if self.plan_state in stages else None
+        # a case resting in a terminal stage (closed, perhaps to be referred again) is not open
+        resting = [sid for sid in stages if self.procedure.states[sid].terminal]
+
+        def open_cases() -> float:
+            return float(len(self.live) - sum(self.stage_counts[s] for s in resting))
+
         while True:
             now = self.env.now
             if self.progress is not None:
                 self.progress(now)
+            rec.transient_days.append(int(now // 24))
+            rec.transient["open_cases"].append(open_cases())
+            if plans is not None:
+                rec.transient["open_plans"].append(float(self.stage_counts[plans]))
             if now >= self.warm_up:
-                loads = np.array(self.workers.load, dtype=float)
+                loads = np.array(self.workers.caseloads(), dtype=float)
                 rec.sample_days.append(int(now // 24))
                 series = rec.series
                 series["caseload_mean"].append(float(loads.mean()))
+                series["caseload_median"].append(float(np.median(loads)))
                 series["caseload_p90"].append(float(np.percentile(loads, 90)))
                 series["caseload_max"].append(float(loads.max()))
-                series["unallocated_queue"].append(float(len(self.workers.queue)))
-                series["workers_absent"].append(float(sum(not p for p in
-                                                          self.workers.present)))
+                series["unallocated_queue"].append(float(self.workers.unallocated()))
+                series["workers_absent"].append(float(self.workers.absent()))
                 for sid in stages:
                     series[f"stage:{sid}"].append(float(self.stage_counts[sid]))
-                series["open_cases"].append(float(len(self.live)))
+                series["open_cases"].append(open_cases())
             yield self.env.timeout(every)
 
     def _close_books(self) -> None:

@@ -60,9 +60,13 @@ class EventLogWriter:
 
     def case_started(self, case_id: str, time: SimHours, config: Config,
                      facts: Mapping[str, object]) -> None:
-        """Record the arrival (empty trigger and from-state) with the facts that hold."""
+        """Record the arrival (empty trigger and from-state) with the facts that hold.
+
+        A child known before the run carries ``previous_plans=N`` among its facts.
+        """
         self._append(case_id, time, "", "", " + ".join(config), "", "arrival",
-                     ",".join(sorted(k for k, v in facts.items() if v)))
+                     ",".join(sorted(k if v is True else f"{k}={v}"
+                                     for k, v in facts.items() if v)))
 
     def step(self, step: Step, actor: str) -> None:
         """Record one transition."""

@@ -40,6 +40,7 @@ from simulations.scenario import (
     Scenario,
     available_scenarios,
     load_scenario,
+    split_path,
 )
 from simulations.stats import half_width, mean_ci, one_sided_bound
 
@@ -290,8 +291,14 @@ def parse_vary(text: str, scenario: Scenario) -> Vary:
 
 
 def _field(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+    parts = split_path(path)
+    if parts is None:
+        return None
+    for part in parts:
+        if isinstance(part, int):
+            obj = obj[part] if isinstance(obj, list) and 0 <= part < len(obj) else None
+        else:
+            obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
         if obj is None:
             return None
     return obj

@@ -178,17 +178,25 @@ class _Events:
         return found
 
 
-def _write_cin(results: RunResults, start: datetime, fh: Any) -> int:
+def _known_plans(arrival: Row) -> int:
+    """Plans a child had before the run (``previous_plans=N`` on its arrival row)."""
+    for item in str(arrival.get("facts") or "").split(","):
+        name, _, value = item.partition("=")
+        if name == "previous_plans" and value.isdigit():
+            return int(value)
+    return 0
+
+
+def cin_rows(results: RunResults) -> Iterator[tuple[int, list[str | int]]]:
+    """Every CIN-flat row of every replication, with its replication, child by child."""
     from model.graph import initial_events
 
-    w = csv.writer(fh, lineterminator="\n")
-    w.writerow(CIN_COLUMNS)
     events = _Events(results.scenario.procedure)
     first = initial_events(results.scenario.procedure)
-    n = 0
+    start = datetime.fromisoformat(results.metadata["start_date"])
     for case, rows in _by_case(results):
         dates: dict[str, str] = {}
-        previous_plans = 0
+        previous_plans = _known_plans(rows[0])
         for r in rows:
             step_events = first if not r["trigger"] else events.of(
                 r["from_state"], r["trigger"], r["to_state"])
@@ -198,13 +206,23 @@ def _write_cin(results: RunResults, start: datetime, fh: Any) -> int:
                     dates = {}
                 if kind in KEY_DATES:
                     dates[KEY_DATES[kind]] = day
-                w.writerow([case, day, kind, dates.get("referral_date", ""),
-                            dates.get("s47_start_date", ""), dates.get("icpc_date", ""),
-                            dates.get("plan_start_date", ""), dates.get("plan_end_date", ""),
-                            "", previous_plans])
-                n += 1
+                yield int(r["replication"]), [
+                    case, day, kind, dates.get("referral_date", ""),
+                    dates.get("s47_start_date", ""), dates.get("icpc_date", ""),
+                    dates.get("plan_start_date", ""), dates.get("plan_end_date", ""),
+                    "", previous_plans]
                 if kind == "cp_plan_end":
                     previous_plans += 1
                     for k in ("plan_start_date", "plan_end_date", "icpc_date"):
                         dates.pop(k, None)
+
+
+def _write_cin(results: RunResults, start: datetime, fh: Any) -> int:
+    del start  # the rows carry their own dates
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(CIN_COLUMNS)
+    n = 0
+    for _, row in cin_rows(results):
+        w.writerow(row)
+        n += 1
     return n

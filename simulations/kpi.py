@@ -110,6 +110,7 @@ def compute_kpis(records: Sequence[Record], procedure: Procedure) -> list[Kpi]:
                             f" elapsed", unit, vals, limit=float(limit.value), rules=d.rules))
     # capacity
     for name, label in (("caseload_mean", "caseload per social worker, mean"),
+                        ("caseload_median", "caseload per social worker, median"),
                         ("caseload_p90", "caseload per social worker, 90th percentile"),
                         ("caseload_max", "caseload per social worker, maximum"),
                         ("unallocated_queue", "cases waiting for allocation"),
@@ -121,6 +122,12 @@ def compute_kpis(records: Sequence[Record], procedure: Procedure) -> list[Kpi]:
                     "wait for allocation (of cases that waited), mean", "days",
                     [math.nan if r["allocation_waits_days"]["mean"] is None
                      else r["allocation_waits_days"]["mean"] for r in recs]))
+    # turnover (records written before it existed have neither count)
+    out.append(_kpi("capacity:leavers_per_year", "capacity", "social workers leaving per year",
+                    "per_year", [r.get("leavers", 0) / _years(r) for r in recs]))
+    out.append(_kpi("capacity:reallocations_per_year", "capacity",
+                    "cases re-allocated after their worker left, per year", "per_year",
+                    [r.get("reallocations", 0) / _years(r) for r in recs]))
     out.append(_share("capacity:chair_utilisation", "capacity",
                       "conference chair slots used", [r["meetings_held"] for r in recs],
                       [r["chair_capacity"] for r in recs]))

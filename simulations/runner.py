@@ -34,7 +34,7 @@ from simulations.kpi import Kpi, compute_kpis, kpis_csv, kpis_markdown
 from simulations.observers import InvariantMonitor, Observer
 from simulations.scenario import OVERRIDE_SOURCE, Scenario, load_scenario, overrides_digest
 
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 """Bumped whenever the engine's behaviour changes, so stored replications are not reused."""
 
 MachineKind = Literal["table", "transitions"]
@@ -68,10 +68,19 @@ class RunSettings:
 def settings_for(scenario: Scenario, replications: int | None = None, seed: int | None = None,
                  horizon_days: int | None = None, warm_up_days: int | None = None,
                  machine: MachineKind = "table", event_log: bool = True) -> RunSettings:
-    """The scenario's own run settings with any command-line overrides."""
+    """The scenario's own run settings with any command-line overrides.
+
+    A horizon shortened on the command line without a warm-up keeps the scenario's warm-up
+    only up to half the new horizon; the scenario's own horizon keeps its own warm-up.
+    """
     run = scenario.spec.run
     horizon = horizon_days if horizon_days is not None else run.horizon_days
-    warm = warm_up_days if warm_up_days is not None else min(run.warm_up_days, horizon // 2)
+    if warm_up_days is not None:
+        warm = warm_up_days
+    elif horizon_days is None:
+        warm = run.warm_up_days
+    else:
+        warm = min(run.warm_up_days, horizon // 2)
     return RunSettings(replications if replications is not None else run.replications,
                        seed if seed is not None else run.seed, horizon, warm, machine,
                        event_log)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -151,7 +152,9 @@ class BehaviourSpec(_Model):
     """What happens in practice while a case is in one state (leaf or compound)."""
 
     choose: dict[str, float | ChoiceSpec] | None = None
-    choose_by_visit: list[dict[str, float]] | None = None
+    choose_by_visit: list[dict[str, float | ChoiceSpec]] | None = None
+    choose_if_previous_plan: dict[str, float | ChoiceSpec] | None = None
+    """Used instead of the other table for a child who has had a plan before."""
     chance: Probability = 1.0
     after: DistSpec | None = None
     aim: AimSpec | None = None
@@ -163,7 +166,7 @@ class BehaviourSpec(_Model):
         if (self.choose is None) == (self.choose_by_visit is None):
             raise ValueError("give exactly one of choose, choose_by_visit")
         if self.after is None and self.aim is None and self.before_meeting is None:
-            branches = self.choose or {}
+            branches = {**(self.choose or {}), **(self.choose_if_previous_plan or {})}
             if not all(isinstance(c, ChoiceSpec) and c.after for c in branches.values()):
                 raise ValueError("give the timing: after, aim or before_meeting "
                                  "(or an after on every choice)")
@@ -210,6 +213,23 @@ class RunSpec(_Model):
         return self
 
 
+class HistorySpec(_Model):
+    """Children the authority knew before the run: they come back as a steady authority's do.
+
+    The run starts as if cases had closed at ``closures_per_year`` for ever before it: each
+    such child is referred again with the chance and after the gap that the behaviour of
+    ``returns_from`` gives (``chance`` and ``after``), and had a plan with ``plan_share``.
+    Without it, no child has a history before the run and returns build up only as the
+    simulated cases close (years, for long gaps).
+    """
+
+    closures_per_year: PositiveFloat | None = None
+    """Default: the scenario's ``referrals_per_year`` (in a steady state as many close)."""
+    plan_share: Probability
+    returns_from: str = "closed"
+    basis: str
+
+
 class DemandSpec(_Model):
     """Referral volume, seasonality, re-referrals and the share of cases with each fact."""
 
@@ -217,6 +237,7 @@ class DemandSpec(_Model):
     re_referral_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     seasonality: list[NonNegFloat] | None = None
     facts: dict[str, Probability] = Field(default_factory=dict)
+    history: HistorySpec | None = None
 
     @model_validator(mode="after")
     def _twelve_months(self) -> DemandSpec:
@@ -227,8 +248,105 @@ class DemandSpec(_Model):
         return self
 
 
+class DemandSpreadSpec(_Model):
+    """How unequal the teams' areas are in referrals, staff being split evenly regardless.
+
+    Each replication gives every area a share of the referrals: gamma weights with
+    coefficient of variation ``cv``, normalised to sum to one, so some teams run hot and
+    others cold (0 gives equal shares).
+    """
+
+    cv: NonNegFloat
+    basis: str
+
+
+class TeamsSpec(_Model):
+    """Social work teams, each holding the cases of its own area.
+
+    Give either ``count`` (how many teams) or ``fte_per_team`` (establishment FTE per team,
+    so the number of teams follows the establishment when a scenario scales it). Posts are
+    dealt to teams in turn, so each team has about the same FTE; every case belongs to one
+    team, drawn at random, and is only ever allocated to a worker of that team. Without
+    ``demand_spread`` every team's area has the same expected share of referrals.
+    """
+
+    count: Annotated[int, Field(gt=0)] | None = None
+    fte_per_team: PositiveFloat | None = None
+    basis: str
+    demand_spread: DemandSpreadSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_size(self) -> TeamsSpec:
+        if (self.count is None) == (self.fte_per_team is None):
+            raise ValueError("give exactly one of count, fte_per_team")
+        return self
+
+    def number(self, establishment_fte: float) -> int:
+        """How many teams an establishment of ``establishment_fte`` is split into."""
+        if self.count is not None:
+            return self.count
+        assert self.fte_per_team is not None
+        return max(1, round(establishment_fte / self.fte_per_team))
+
+
+def _working_days(low: float, high: float) -> DistSpec:
+    return DistSpec(uniform=(low, high), unit="working_days")
+
+
+class TurnoverSpec(_Model):
+    """Social workers leaving: their cases are re-allocated and their post stands vacant.
+
+    Each worker in post leaves after an exponential time with ``rate_per_year`` (CAL-16 is
+    the national turnover rate). The leaver's cases have no worker until a manager hands them
+    on, ``reallocation_delay`` later; then they are allocated in their team like new cases
+    (queueing when the team is full). The post is filled by an agency worker after
+    ``agency_gap`` with chance ``agency_cover``, otherwise by a recruit after
+    ``vacancy_gap``; either starts with no cases and leaves at the same rate.
+    """
+
+    rate_per_year: PositiveFloat
+    basis: str
+    reallocation_delay: DistSpec = Field(default_factory=lambda: _working_days(2, 10))
+    """Default: 2 to 10 working days (assumption)."""
+    vacancy_gap: DistSpec = Field(default_factory=lambda: _working_days(20, 80))
+    """Default: 20 to 80 working days, one to four months to recruit (assumption)."""
+    agency_cover: Probability = 0.0
+    agency_gap: DistSpec = Field(default_factory=lambda: _working_days(5, 15))
+    """Default: 5 to 15 working days to bring in an agency worker (assumption)."""
+
+
+class PartTimeSpec(_Model):
+    """Social workers on part-time contracts: a ``share`` of the heads, each at ``fte``.
+
+    A part-timer's caseload cap is the full cap times ``fte`` (rounded, at least 1).
+    """
+
+    share: Annotated[float, Field(ge=0.0, lt=1.0)]
+    fte: Annotated[float, Field(gt=0.0, le=1.0)]
+    basis: str
+
+
+class NewlyQualifiedSpec(_Model):
+    """Full-time social workers in their first year (ASYE) with a protected caseload.
+
+    A standing ``share`` of the heads, each with a cap of the full cap times ``cap_factor``
+    (rounded, at least 1). The share stands for a steady state: nobody's first year ends.
+    """
+
+    share: Annotated[float, Field(ge=0.0, lt=1.0)]
+    cap_factor: Annotated[float, Field(gt=0.0, le=1.0)]
+    basis: str
+
+
 class SocialWorkerSpec(_Model):
-    """Case-holding social workers: establishment, vacancies, caps and absence."""
+    """Case-holding social workers: establishment, vacancies, caps, absence, teams, turnover.
+
+    ``effective_workers()`` FTE are in post (the standing vacancies of ``vacancy_rate``
+    less agency cover are never filled); ``heads()`` are the people simulated, more than
+    the FTE when some work ``part_time``. Without ``teams`` every worker serves the whole
+    authority; without ``turnover`` nobody leaves; without ``part_time`` and
+    ``newly_qualified`` everyone is full-time with the same cap.
+    """
 
     establishment_fte: PositiveFloat
     vacancy_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
@@ -237,11 +355,60 @@ class SocialWorkerSpec(_Model):
     absence_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     absence_spell_days: PositiveFloat = 5.0
     holds_cases_in: list[str]
+    teams: TeamsSpec | None = None
+    turnover: TurnoverSpec | None = None
+    part_time: PartTimeSpec | None = None
+    newly_qualified: NewlyQualifiedSpec | None = None
+
+    @model_validator(mode="after")
+    def _teams_staffed(self) -> SocialWorkerSpec:
+        if self.part_time is not None and self.newly_qualified is not None and \
+                self.part_time.share + self.newly_qualified.share >= 1.0:
+            raise ValueError("part_time.share and newly_qualified.share leave nobody "
+                             "full-time and fully qualified: their sum must be below 1")
+        heads = len(self.heads())
+        if self.teams is not None and self.team_count() > heads:
+            raise ValueError(f"{self.team_count()} teams but only {heads} "
+                             "workers in post: every team needs at least one")
+        return self
 
     def effective_workers(self) -> int:
-        """Workers in post: establishment less vacancies, plus agency cover, at least 1."""
+        """FTE in post: establishment less vacancies, plus agency cover, at least 1.
+
+        Also the number of workers when everyone is full-time.
+        """
         vacant = self.establishment_fte * self.vacancy_rate
         return max(1, round(self.establishment_fte - vacant + vacant * self.agency_fill))
+
+    def heads(self) -> list[tuple[float, int]]:
+        """Each person in post as (FTE, caseload cap): full-timers, then ASYE, then part-time.
+
+        The heads add up to ``effective_workers()`` FTE (to within half a part-timer's
+        FTE): with part-timers there are more heads than FTE. Newly qualified workers are
+        full-time, taken from the full-timers.
+        """
+        fte = self.effective_workers()
+        part = 0
+        part_fte = 1.0
+        if self.part_time is not None:
+            part_fte = self.part_time.fte
+            share = self.part_time.share
+            part = round(share * fte / (1.0 - share * (1.0 - part_fte)))
+        full = max(0, round(fte - part * part_fte))
+        if full + part == 0:
+            full = 1
+        newly = 0
+        nq_cap = self.caseload_cap
+        if self.newly_qualified is not None:
+            newly = min(full, round(self.newly_qualified.share * (full + part)))
+            nq_cap = max(1, round(self.caseload_cap * self.newly_qualified.cap_factor))
+        part_cap = max(1, round(self.caseload_cap * part_fte))
+        return ([(1.0, self.caseload_cap)] * (full - newly) + [(1.0, nq_cap)] * newly
+                + [(part_fte, part_cap)] * part)
+
+    def team_count(self) -> int:
+        """How many teams the workers are split into (1 without ``teams``)."""
+        return 1 if self.teams is None else self.teams.number(self.establishment_fte)
 
 
 class DiarySpec(_Model):
@@ -275,6 +442,19 @@ class StaffingSpec(_Model):
     managers: dict[str, ManagerSpec] = Field(default_factory=dict)
     agencies: dict[str, AgencySpec] = Field(default_factory=dict)
     postpone_when_absent: Probability = 0.0
+    family_unavailable: Probability = 0.0
+    """Chance the family cannot come on a conference's booked day, so it is rebooked."""
+    rebook_after: DistSpec | None = None
+    """How much later a postponed conference is rebooked (default: 1 working day)."""
+
+
+class ValidationSpec(_Model):
+    """How this scenario's counts compare with a published table (``cpsim validate``)."""
+
+    scale: PositiveFloat
+    """Counts are multiplied by this before comparison (153: one typical English authority)."""
+    basis: str
+    """Where the scale comes from (a CAL row, or an assumption in one sentence)."""
 
 
 class ScenarioSpec(_Model):
@@ -293,6 +473,9 @@ class ScenarioSpec(_Model):
     staffing: StaffingSpec
     plan_state: str = "cp_plan"
     """The state whose stays count as child protection plans (plan KPIs)."""
+    plan_includes: list[str] = Field(default_factory=list)
+    """States beside ``plan_state`` that continue the same plan (a flat procedure's reviews)."""
+    validation: ValidationSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -498,6 +681,14 @@ class _Checker:
             if fact not in FACTS:
                 self.err(("demand", "facts", fact), "no guard reads this fact", fact,
                          did_you_mean(fact, FACTS))
+        returns = _dict(demand.get("history")).get("returns_from", "closed" if isinstance(
+            demand.get("history"), dict) else None)
+        if isinstance(returns, str):
+            rb = _dict(_dict(d.get("behaviour")).get(returns))
+            if not rb or rb.get("after") is None:
+                self.err(("demand", "history", "returns_from"), "needs the behaviour of this "
+                         "state, with a chance and an after (the gap before a child returns)",
+                         returns, did_you_mean(returns, _dict(d.get("behaviour"))))
         for sid, b in _dict(d.get("behaviour")).items():
             loc: tuple[str | int, ...] = ("behaviour", sid)
             if not self.state(loc, sid):
@@ -508,6 +699,8 @@ class _Checker:
             visits = b.get("choose_by_visit")
             for k, table in enumerate(visits if isinstance(visits, list) else []):
                 branches += [((*loc, "choose_by_visit", k, t), t) for t in _dict(table)]
+            branches += [((*loc, "choose_if_previous_plan", t), t)
+                         for t in _dict(b.get("choose_if_previous_plan"))]
             for where, trig in branches:
                 self.trigger_from(where, trig, sid)
             if isinstance(b.get("postpone"), str):
@@ -531,6 +724,11 @@ class _Checker:
         if isinstance(plan_state, str) and plan_state not in self.proc.states:
             self.err(("plan_state",), "no such state in the procedure", plan_state,
                      did_you_mean(plan_state, list(self.proc.states)))
+        includes = d.get("plan_includes")
+        for k, sid in enumerate(includes if isinstance(includes, list) else []):
+            if sid not in self.proc.states:
+                self.err(("plan_includes", k), "no such state in the procedure", sid,
+                         did_you_mean(str(sid), list(self.proc.states)))
         for trig, c in _dict(d.get("before_meetings")).items():
             if trig not in self.proc.triggers:
                 self.err(("before_meetings", trig), "no such trigger in the procedure", trig,
@@ -578,6 +776,7 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 SCENARIO_ATOMIC = frozenset({"after", "lead", "work", "at", "choose", "choose_by_visit",
+                             "choose_if_previous_plan",
                              "within", "at_least", "from", "to", "of", "requires", "then"})
 """Scenario fields replaced whole (not merged) by a scenario that ``extends`` another."""
 
@@ -624,22 +823,70 @@ OVERRIDE_SOURCE = "command line"
 """The "file" named by problems in values set from the command line (``--vary``)."""
 
 
+_PATH_PART = re.compile(r"\[([^\[\]]+)\]|([^.\[\]]+)")
+
+
+def split_path(dotted: str) -> list[str | int] | None:
+    """The parts of a field path; ``[...]`` holds a key with dots or a list index.
+
+    >>> split_path("staffing.social_workers.establishment_fte")
+    ['staffing', 'social_workers', 'establishment_fte']
+    >>> split_path("behaviour[cp_plan.active].choose_by_visit[0].review_due")
+    ['behaviour', 'cp_plan.active', 'choose_by_visit', 0, 'review_due']
+    >>> split_path("a..b") is None
+    True
+    """
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(dotted):
+        if parts and dotted[pos] == "." and dotted[pos + 1:pos + 2] not in ("", ".", "["):
+            pos += 1
+        match = _PATH_PART.match(dotted, pos)
+        if match is None or (parts and match.group(2) and dotted[pos - 1] != "."):
+            return None
+        bracket, plain = match.groups()
+        parts.append(int(bracket) if bracket is not None and bracket.isdigit()
+                     else (bracket if bracket is not None else plain))
+        pos = match.end()
+    return parts or None
+
+
 def _apply_override(raw: LMap, dotted: str, value: Any) -> Problem | None:
-    """Set ``dotted`` (e.g. ``staffing.social_workers.establishment_fte``) in ``raw``."""
-    parts = dotted.split(".")
-    node = raw
+    """Set the field ``dotted`` in ``raw``.
+
+    For example ``staffing.social_workers.establishment_fte``, or with brackets
+    ``behaviour[cp_plan.active].choose_by_visit[0].review_due``.
+    """
+    parts = split_path(dotted)
+    if parts is None:
+        return Problem(OVERRIDE_SOURCE, None, dotted, "not a field path (names joined by "
+                       "dots; [KEY] for a key with dots, [N] for a list item)", dotted)
+    node: LMap | LList = raw
     for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = LMap(OVERRIDE_SOURCE, 0)
-            node[part] = child
-            node.where[part] = (OVERRIDE_SOURCE, 0)
-        if not isinstance(child, LMap):
-            return Problem(OVERRIDE_SOURCE, None, ".".join(parts[:depth + 1]),
+        if isinstance(node, LList):
+            if not isinstance(part, int) or not 0 <= part < len(node):
+                return Problem(OVERRIDE_SOURCE, None, dotted, f"no item {part!r} in the list "
+                               f"(it has {len(node)})", dotted)
+            child = node[part]
+        else:
+            key = str(part)
+            child = node.get(key)
+            if child is None:
+                child = LMap(OVERRIDE_SOURCE, 0)
+                node[key] = child
+                node.where[key] = (OVERRIDE_SOURCE, 0)
+        if not isinstance(child, LMap | LList):
+            return Problem(OVERRIDE_SOURCE, None, ".".join(str(p) for p in parts[:depth + 1]),
                            "is not a mapping, so nothing inside it can be set", dotted)
         node = child
-    node[parts[-1]] = value
-    node.where[parts[-1]] = (OVERRIDE_SOURCE, 0)
+    last = parts[-1]
+    if isinstance(node, LList):
+        if not isinstance(last, int) or not 0 <= last < len(node):
+            return Problem(OVERRIDE_SOURCE, None, dotted, "no such item in the list", dotted)
+        node[last] = value
+        return None
+    node[str(last)] = value
+    node.where[str(last)] = (OVERRIDE_SOURCE, 0)
     return None
 
 

@@ -98,7 +98,7 @@ def test_summary_says_greedy_and_lists_each_walk():
     text = format_plan(plan("west-midlands-2014", "transitions"))
     lines = text.splitlines()
     assert lines[0].startswith("west-midlands-2014 --cover transitions: ")
-    assert lines[0].endswith("cover all 59 transitions")
+    assert lines[0].endswith("cover all 60 transitions")
     assert "greedy" in lines[1] and "not proven minimal" in lines[1]
     assert lines[2].startswith("01 covers ") and " new: referral → " in lines[2]
     assert lines[2].endswith(" steps)")

@@ -2,7 +2,8 @@
 
 Simulating commands (`run`, `compare`, `sweep`) get a short horizon and two replications
 added (`--horizon-days 90 --warm-up-days 20 -r 2`, and `--max-replications 4` with
-`--precision`) so the suite stays quick; everything else is the README's own text.
+`--precision`); `validate` and `fit` on a scenario get one year and one replication (and
+`fit` three evaluations), so the suite stays quick; everything else is the README's own text.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def test_readme_command_runs(command, workdir, monkeypatch):
     args = [str(ROOT / a) if a.startswith(("scenarios/", "data/")) else a for a in args]
     if args[0] in ("run", "compare", "sweep"):
         args += ["--horizon-days", "90", "--warm-up-days", "20", "--workers", "1", "-r", "2"]
+    elif args[0] in ("validate", "fit") and not (workdir / args[1]).is_dir():
+        # one whole year to 31 March, measured from the start
+        args += ["--horizon-days", "400", "--warm-up-days", "0", "--workers", "1", "-r", "1"]
+        if args[0] == "fit":
+            args += ["--max-evaluations", "3"]
     if "--precision" in args:
         args += ["--max-replications", "4"]
     result = CliRunner().invoke(main, args)

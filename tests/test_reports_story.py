@@ -305,7 +305,8 @@ def test_postponements_are_highlighted_with_their_reason(baseline_dir, log_rows)
     assert result.exit_code == 0, result.output
     reason = row["actor"].split("reason:")[1]
     words = {"agency_absent": "an invited agency could not attend",
-             "no_slot_in_time": "no chair's slot was free in time"}[reason]
+             "no_slot_in_time": "no chair's slot was free in time",
+             "family_unavailable": "the family could not come on the booked day"}[reason]
     assert f"**Postponed, {_day(row['date'])}:** " in result.stdout
     assert words in result.stdout
 

@@ -147,7 +147,8 @@ def test_sweep_writes_a_tidy_table_and_answers_in_one_sentence(tmp_path):
     sc = resolve_subject("baseline")
     varies = [parse_vary("staffing.social_workers=25,90", sc),
               parse_vary("demand.referrals_per_year=4100,5125", sc)]
-    target = parse_target("capacity:unallocated_queue<=1", kpi_ids(sc.procedure))
+    # a few cases always wait to be handed on after a leaver (turnover, CAL-16)
+    target = parse_target("capacity:unallocated_queue<=10", kpi_ids(sc.procedure))
     result = sweep(sc, varies, short_settings(sc), tmp_path, target, 0.9)
     rows = (tmp_path / "sweep.csv").read_text().splitlines()
     assert rows[0].startswith("staffing.social_workers.establishment_fte,"

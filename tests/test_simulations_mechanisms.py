@@ -1,0 +1,99 @@
+"""Each mechanism behind a published outcome does its work: switched off, its figure moves.
+
+Every test runs the shipped baseline twice from the same seed (common random numbers), once
+as shipped and once with one mechanism switched off through scenario overrides, and measures
+both as ``cpsim validate`` does (:func:`simulations.validate.measure_results`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from simulations.results import read_results
+from simulations.runner import run_scenario, settings_for
+from simulations.scenario import load_scenario
+from simulations.validate import measure_results
+
+ACTIVE = "behaviour[cp_plan.active].choose_by_visit"
+ENDINGS = ("plan_ends_looked_after", "plan_ends_moved_away", "plan_ends_turns_18")
+
+
+def measured(out: Path, overrides: dict[str, object] | None = None, reps: int = 2,
+             horizon: int = 1096, warm_up: int = 365) -> dict[str, float]:
+    """Mean over replications of every measure, over the run's whole years."""
+    sc = load_scenario("baseline", overrides)
+    run_scenario(sc, settings_for(sc, reps, 7, horizon, warm_up, "table", True), out, 2)
+    _, per_rep = measure_results(read_results(out))
+    return {m: statistics.fmean(r[m] for r in per_rep) for m in per_rep[0]}
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    return measured(tmp_path_factory.mktemp("mech") / "shipped")
+
+
+def test_plan_endings_between_reviews_make_the_three_to_six_month_band(shipped, tmp_path):
+    """Without endings between reviews (looked after, moved away, 18) the band collapses."""
+    off = {f"{ACTIVE}[{k}].{e}.weight": 0.0 for k in (0, 1) for e in ENDINGS}
+    without = measured(tmp_path / "off", off)
+    assert shipped["plans_ended_3m_to_6m"] > 4.0
+    assert without["plans_ended_3m_to_6m"] < shipped["plans_ended_3m_to_6m"] / 2
+
+
+def test_rebooking_for_the_family_makes_conferences_late(shipped, tmp_path):
+    """Without the family's unavailability (and its rebooking delay) ICPCs are on time."""
+    without = measured(tmp_path / "off", {"staffing.family_unavailable": 0.0})
+    assert without["icpc_within_15_working_days"] > shipped["icpc_within_15_working_days"] + 5
+    assert without["reviews_in_time"] > shipped["reviews_in_time"]
+
+
+def test_histories_make_second_and_later_plans(shipped, tmp_path):
+    """Without children known before the run (and history-aware decisions), repeat plans
+    are rare: only children re-referred inside the run can have had a plan."""
+    off = {"demand.history.plan_share": 0.0,
+           "behaviour[referral].choose_if_previous_plan": None,
+           "behaviour[section_47.enquiry].choose_if_previous_plan": None}
+    without = measured(tmp_path / "off", off)
+    assert shipped["second_or_later_plans"] > without["second_or_later_plans"] + 3
+
+
+def test_a_choice_with_its_own_timing_is_not_timed_by_the_states_aim(tmp_path):
+    """A plan ending between reviews happens on its own timing, spread over the interval,
+    not at the moment the review would be arranged (the aim)."""
+    out = tmp_path / "run"
+    sc = load_scenario("baseline", {f"{ACTIVE}[0].plan_ends_looked_after.weight": 0.5})
+    run_scenario(sc, settings_for(sc, 1, 3, 400, 0, "table", True), out, 1)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(next((out / "events").glob("*.parquet"))).to_pylist()
+    starts = {r["case_id"]: r["time_hours"] for r in table
+              if r["trigger"] == "start_cp_plan"}
+    days = [(r["time_hours"] - starts[r["case_id"]]) / 24 for r in table
+            if r["trigger"] == "plan_ends_looked_after" and r["case_id"] in starts]
+    assert len(days) > 20
+    assert min(days) < 20 and max(days) > 55  # uniform over 1-72 days, not all at ~73
+
+
+def test_a_plan_reviewed_beside_it_is_one_plan_not_one_per_review(tmp_path):
+    """Wigan's plan_in_progress is re-entered after every review meeting: with the review
+    in `plan_includes` a plan starts once, when the child first enters it."""
+    import json
+
+    sc = load_scenario("wigan")
+    out = tmp_path / "wigan"
+    run_scenario(sc, settings_for(sc, 1, 5, 365, 60, "table", False), out, 1)
+    rec = json.loads(next((out / "replications").glob("*.json")).read_text())["record"]
+    assert rec["entries"]["plan_in_progress"] > 1.5 * rec["plans_started"]
+    assert rec["plans_started"] <= 1.05 * rec["entries"]["change_meeting"]  # warm-up edge
+    assert rec["repeat_plans"] == 0
+    flat = tmp_path / "wigan-flat.yaml"
+    flat.write_text("scenario: wigan-flat\nextends: wigan\ntitle: Wigan, reviews as new plans\n"
+                    "plan_includes: []\n")
+    without = load_scenario(flat)
+    out2 = tmp_path / "flat"
+    run_scenario(without, settings_for(without, 1, 5, 365, 60, "table", False), out2, 1)
+    rec2 = json.loads(next((out2 / "replications").glob("*.json")).read_text())["record"]
+    assert rec2["plans_started"] == rec2["entries"]["plan_in_progress"]
