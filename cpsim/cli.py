@@ -638,15 +638,33 @@ def _month_day(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     return month, day
 
 
+def _published_options(func: F) -> F:
+    """Options shared by validate and fit: the published table, scale and year end."""
+    options = [
+        click.option("--against", "table", type=click.Path(dir_okay=False, path_type=Path),
+                     required=True,
+                     help="A published table (CSV; see data/published/README.md)."),
+        click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Multiply simulated counts by this (default: the scenario's "
+                          "validation.scale, else 1)."),
+        click.option("--year-end", default="03-31", show_default=True, callback=_month_day,
+                     help="The day the published year ends (MM-DD)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _scale_of(sc: Any, scale: float | None) -> float:
+    """The --scale given, else the scenario's validation.scale, else 1."""
+    if scale is not None:
+        return scale
+    return sc.spec.validation.scale if sc.spec.validation is not None else 1.0
+
+
 @main.command("validate")
 @click.argument("subject")
-@click.option("--against", "table", type=click.Path(dir_okay=False, path_type=Path),
-              required=True, help="A published table (CSV; see data/published/README.md).")
-@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Multiply simulated counts by this (default: the scenario's "
-                   "validation.scale, else 1).")
-@click.option("--year-end", default="03-31", show_default=True, callback=_month_day,
-              help="The day the published year ends (MM-DD).")
+@_published_options
 @_run_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Results folder to run into (default: out/SCENARIO).")
@@ -695,9 +713,8 @@ def validate_cmd(subject: str, table: Path, scale: float | None, year_end: tuple
 
             build_report(target)
     results = read_results(target)
-    spec = results.scenario.spec.validation
-    factor = scale if scale is not None else (spec.scale if spec is not None else 1.0)
-    v = validate_results(results, published, str(table), factor, year_end)
+    v = validate_results(results, published, str(table), _scale_of(results.scenario, scale),
+                         year_end)
     click.echo(format_validation(v))
     steady = steady_lines(steady_state(list(results.records)))
     click.echo("steady state:\n" + "\n".join(f"  {line}" for line in steady))
@@ -707,19 +724,13 @@ def validate_cmd(subject: str, table: Path, scale: float | None, year_end: tuple
 
 @main.command("fit")
 @click.argument("scenario")
-@click.option("--against", "table", type=click.Path(dir_okay=False, path_type=Path),
-              required=True, help="A published table (CSV; see data/published/README.md).")
 @click.option("--free", "frees", multiple=True, required=True, metavar="PATH=LOW:HIGH",
               help="A free parameter and its bounds (repeat). A key with dots goes in "
                    "brackets: behaviour[cp_plan.active].chance=0:1.")
 @click.option("--rows", "rows", multiple=True, required=True, metavar="KEY",
               help="Published rows to fit (repeat): a measure, a source id (CAL-10 for all "
                    "its rows) or measure@YEAR. The other rows are held out.")
-@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Multiply simulated counts by this (default: the scenario's "
-                   "validation.scale, else 1).")
-@click.option("--year-end", default="03-31", show_default=True, callback=_month_day,
-              help="The day the published year ends (MM-DD).")
+@_published_options
 @click.option("--max-evaluations", type=click.IntRange(min=2), default=40, show_default=True,
               help="The most simulated candidates the optimiser may try.")
 @_run_options
@@ -756,8 +767,7 @@ def fit_cmd(scenario: str, table: Path, frees: tuple[str, ...], rows: tuple[str,
     fitted = select_rows(published, rows)
     settings = _settings(sc, replications, seed, horizon_days, warm_up_days, machine, False)
     target = out or Path("out") / f"fit-{sc.name}"
-    spec = sc.spec.validation
-    factor = scale if scale is not None else (spec.scale if spec is not None else 1.0)
+    factor = _scale_of(sc, scale)
 
     def said(evaluation: Any, n: int) -> None:
         values = ", ".join(f"{v:.4f}" for v in evaluation.values)

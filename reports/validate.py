@@ -15,7 +15,14 @@ import numpy as np
 
 from reports import figures as fg
 from reports.report import ReportFigure, template_environment, write_atomic
-from simulations.validate import BANDS, ICPC_BINS, MEASURES, Validation, validation_csv
+from simulations.validate import (
+    BANDS,
+    ICPC_BINS,
+    MEASURES,
+    Validation,
+    validation_csv,
+    validation_table,
+)
 
 _SHORT = {
     BANDS[0]: "≤3 months", BANDS[1]: "3-6 months", BANDS[2]: "6-12 months",
@@ -75,8 +82,6 @@ def render_validation(v: Validation, figures: Sequence[ReportFigure],
                       steady: Sequence[str] = ()) -> str:
     """The validation page as HTML (autoescaped jinja2 template ``validation.html``)."""
     rows = []
-    from simulations.validate import validation_table
-
     table = validation_table(v)
     for cells, row in zip(table[1:], v.rows, strict=True):
         rows.append({"cells": cells, "within": row.within, "note": row.published.note,
