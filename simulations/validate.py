@@ -271,7 +271,7 @@ Counts = dict[str, tuple[float, float]]
 def measure_year(children: Mapping[str, Child], year_end: date,
                  calendar: WorkingCalendar | None = None) -> Counts:
     """Every measure for the year ending on ``year_end`` (inclusive), from one population."""
-    first = add_months(year_end, -12) + timedelta(days=1)
+    first = year_start(year_end)
     cal = calendar or WorkingCalendar(first)
 
     def inside(d: date | None) -> bool:
@@ -338,6 +338,11 @@ def value_of(measure: str, counts: Counts) -> float:
     return 100.0 * value if MEASURES[measure].unit == "percent" else value
 
 
+def year_start(year_end: date) -> date:
+    """The first day of the year that ends on ``year_end`` (1 April for 31 March)."""
+    return add_months(year_end, -12) + timedelta(days=1)
+
+
 def year_ends(first_day: date, last_day: date, month: int, day: int) -> list[date]:
     """Year-end days whose whole year lies in ``[first_day, last_day]``."""
     out = []
@@ -346,7 +351,7 @@ def year_ends(first_day: date, last_day: date, month: int, day: int) -> list[dat
             end = date(year, month, day)
         except ValueError:  # 29 February in a common year
             end = date(year, month, day - 1)
-        if first_day <= add_months(end, -12) + timedelta(days=1) and end <= last_day:
+        if first_day <= year_start(end) and end <= last_day:
             out.append(end)
     return out
 
