@@ -94,6 +94,8 @@ class _Table:
     triggers: tuple[TriggerId, ...]
     cumulative: tuple[float, ...]
     afters: tuple[Dist | None, ...]
+    early: tuple[tuple[float, Dist] | None, ...] = ()
+    """Per branch: (share, timing) of the times it comes earlier than the state's timing."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class _Behaviour:
     by_visit: bool
     history_table: _Table | None
     chance: float
+    history_chance: float
     after: Dist | None
     aim_deadlines: tuple[str, ...]
     aim_at: float | Dist | None
@@ -115,17 +118,22 @@ def _table(choices: dict[str, float] | dict[str, float | ChoiceSpec]) -> _Table:
     triggers: list[str] = []
     weights: list[float] = []
     afters: list[Dist | None] = []
+    early: list[tuple[float, Dist] | None] = []
     for trig, value in choices.items():
         triggers.append(trig)
         if isinstance(value, ChoiceSpec):
             weights.append(value.weight)
             afters.append(value.after.build() if value.after else None)
+            early.append((value.early.share, value.early.after.build())
+                         if value.early is not None else None)
         else:
             weights.append(float(value))
             afters.append(None)
+            early.append(None)
     total = sum(weights) or 1.0
     cumulative = tuple(itertools.accumulate(w / total for w in weights))
-    return _Table(tuple(triggers), cumulative, tuple(afters))
+    return _Table(tuple(triggers), cumulative, tuple(afters),
+                  tuple(early) if any(e is not None for e in early) else ())
 
 
 def _compile_behaviour(sid: StateId, b: BehaviourSpec) -> _Behaviour:
@@ -141,6 +149,7 @@ def _compile_behaviour(sid: StateId, b: BehaviourSpec) -> _Behaviour:
         history_table=(_table(b.choose_if_previous_plan)
                        if b.choose_if_previous_plan is not None else None),
         chance=b.chance,
+        history_chance=b.chance_for(had_plan=True),
         after=b.after.build() if b.after else None,
         aim_deadlines=tuple(b.aim.deadlines) if b.aim else (),
         aim_at=aim_at,
@@ -201,6 +210,8 @@ class _Live:
     plans_had: int = 0
     meeting: StateId | None = None
     options: tuple[Option, ...] | None = None
+    hurried: bool = False
+    """A step came early (a review brought forward): aims wait until the next meeting sits."""
 
 
 # -- resources -------------------------------------------------------------------------------
@@ -733,6 +744,7 @@ class Engine:
                            staff.minute_takers.slots_per_day,
                            staff.conference_chairs.meeting_hours)
         self.rebook_after = staff.rebook_after.build() if staff.rebook_after else None
+        self._meetings: dict[TriggerId, tuple[float, Dist | None]] = {}
         self.managers = {level: (simpy.Resource(self.env, capacity=m.count), m.work.build())
                          for level, m in staff.managers.items()}
         self.live: dict[str, _Live] = {}
@@ -852,16 +864,19 @@ class Engine:
         assert b.after is not None
         gap = b.after.build()
         closures = history.closures_per_year or self.spec.demand.referrals_per_year
-        rate = closures * b.chance / HOURS_PER_YEAR
+        planned = history.plan_share * b.chance_for(had_plan=True)
+        others = (1.0 - history.plan_share) * b.chance_for(had_plan=False)
+        rate = closures * (planned + others) / HOURS_PER_YEAR
         if rate <= 0:
             return
+        had_plan = planned / (planned + others)  # among those who come back
         rng = self.rng["history"]
         begin = self.env.now
         while True:
             yield self.env.timeout(rng.exponential(1.0 / rate))
             since = self.env.now - begin
             if advance(self.calendar, 0.0, gap.sample(rng), gap.unit) > since:
-                self._new_case(previous_plans=int(rng.random() < history.plan_share))
+                self._new_case(previous_plans=int(rng.random() < had_plan))
 
     def _new_case(self, previous_plans: int = 0) -> None:
         number = next(self._numbers)
@@ -976,11 +991,19 @@ class Engine:
             if live.declined.get(sid) == usable:
                 continue  # already declined at this opportunity
             rng = self.rng["behaviour"]
-            if b.chance < 1.0 and rng.random() >= b.chance:
+            chance = b.history_chance if live.plans_had else b.chance
+            if chance < 1.0 and rng.random() >= chance:
                 live.declined[sid] = usable
                 continue
             live.declined.pop(sid, None)
             trigger, after = self._choose(table, usable, rng)
+            if table.early and after is None:
+                # Some of these come early on their own timing (a review brought forward);
+                # the draw is on the timing stream, and only where a scenario asks for it.
+                early = table.early[table.triggers.index(trigger)]
+                if early is not None and self.rng["timing"].random() < early[0]:
+                    after = early[1]
+                    live.hurried = True
             self._plan_step(live, b, trigger, after)
 
     def _choose(self, table: _Table, usable: frozenset[TriggerId],
@@ -1023,7 +1046,7 @@ class Engine:
             time = self._before_meeting(live, b, trigger)
         # A choice with its own timing (a plan ending when the child is looked after, an
         # enquiry closing) happens on that timing; the state's aim times the others.
-        if time is None and b.aim_deadlines and after is None:
+        if time is None and b.aim_deadlines and after is None and not live.hurried:
             for did in b.aim_deadlines:
                 clock = live.case.clocks.get(did)
                 if clock is not None and clock.due is not None:
@@ -1231,9 +1254,10 @@ class Engine:
             can_postpone = (owner is not None and owner.postpone is not None
                             and owner.postpone in self._enabled(live))
             reason = ""
-            if (can_postpone and staffing.family_unavailable > 0
+            family, _ = self._meeting_rules(plan.trigger)
+            if (can_postpone and family > 0
                     and plan.trigger not in live.family_postponed
-                    and self.rng["family"].random() < staffing.family_unavailable):
+                    and self.rng["family"].random() < family):
                 # The family cannot come on the booked day: the chair rebooks (a parent's
                 # attendance is part of the conference, WM-17).
                 live.family_postponed.add(plan.trigger)
@@ -1246,7 +1270,7 @@ class Engine:
             if reason:
                 assert owner is not None and owner.postpone is not None
                 self.diary.cancel(live.bookings.pop(plan.trigger)[0])
-                nxt = advance(self.calendar, self.env.now, *self._rebook_delay())
+                nxt = advance(self.calendar, self.env.now, *self._rebook_delay(plan.trigger))
                 live.bookings[plan.trigger] = self.diary.book(nxt, self.env.now)
                 self._fire(live, owner.postpone, "conference_chair", reason)
                 return
@@ -1254,15 +1278,32 @@ class Engine:
             live.absence_postponed.discard(plan.trigger)
             live.family_postponed.discard(plan.trigger)
             live.meeting = transition.dest
+            live.hurried = False
             actors.append("conference_chair")
         if not actors:
             actors.append(next((r.role for r in needs), "case"))
         live.plans.pop(key, None)
         self._fire(live, plan.trigger, ";".join(actors), plan.reason)
 
-    def _rebook_delay(self) -> tuple[float, TimeUnit]:
+    def _meeting_rules(self, trigger: TriggerId) -> tuple[float, Dist | None]:
+        """The chance the family cannot come to this meeting, and its rebooking delay."""
+        found = self._meetings.get(trigger)
+        if found is None:
+            staffing = self.spec.staffing
+            own = staffing.by_meeting.get(trigger)
+            family = staffing.family_unavailable
+            dist = self.rebook_after
+            if own is not None:
+                if own.family_unavailable is not None:
+                    family = own.family_unavailable
+                if own.rebook_after is not None:
+                    dist = own.rebook_after.build()
+            found = self._meetings[trigger] = (family, dist)
+        return found
+
+    def _rebook_delay(self, trigger: TriggerId) -> tuple[float, TimeUnit]:
         """How long after a postponed date the next one is (amount, unit)."""
-        dist = self.rebook_after
+        dist = self._meeting_rules(trigger)[1]
         if dist is None:
             return 1.0, "working_days"
         return dist.sample(self.rng["timing"]), dist.unit
@@ -1324,15 +1365,24 @@ class Engine:
         before, after = step.before, step.after
         exited = [e.name for e in step.events if e.kind == "exit"]
         entered = [e.name for e in step.events if e.kind == "enter"]
+        # A routine task (a statutory visit, a core group) that leaves the case where it was
+        # is not a new visit: what was planned in the state keeps its time, and visit counts
+        # (choose_by_visit) stay. Without this every visit re-drew the state's choice.
+        routine = step.trigger in self.tasks and exited == entered[::-1]
         if live.meeting is not None and live.meeting in exited:
             live.meeting = None
-        for sid in exited:
-            live.entered.pop(sid, None)
-            live.plans.pop(sid, None)
-            live.declined.pop(sid, None)
+        if not routine:
+            for sid in exited:
+                live.entered.pop(sid, None)
+                live.plans.pop(sid, None)
+                live.declined.pop(sid, None)
         rec = self.record
         states = self.procedure.states
         for sid in entered:
+            if counting:
+                rec.entries[sid] += 1
+            if routine:
+                continue
             live.entered[sid] = now
             if states[sid].parent is None:
                 # a new episode at the top level: visit counts inside it start again
@@ -1340,8 +1390,6 @@ class Engine:
                               if s != sid and sid in self.procedure.ancestors(s)]:
                     del live.visits[inner]
             live.visits[sid] += 1
-            if counting:
-                rec.entries[sid] += 1
         top_before, top_after = self._top(before), self._top(after)
         if staff and top_before != top_after:
             self.stage_counts[top_before] -= 1

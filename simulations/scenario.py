@@ -20,7 +20,16 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from model.errors import InputError, Problem, did_you_mean
 from model.graph import build_graph
@@ -43,9 +52,48 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 
+MAX_REFERRALS_PER_YEAR = 10_000_000
+"""The most referrals (or closures) a year a scenario may ask for (England: 632,830, CAL-1)."""
+
+MAX_REPLICATIONS = 10_000
+"""The most replications a scenario may ask for."""
+
+MAX_HORIZON_DAYS = 18_263
+"""The longest simulated horizon: 50 years of days."""
+
+MAX_ESTABLISHMENT_FTE = 100_000
+"""The most social workers an authority may have (England has about 33,000 FTE in all)."""
+
+
+def _at_most(limit: int, why: str) -> AfterValidator:
+    """A check that a number is at most ``limit``, saying ``why`` when it is not."""
+    def check(value: float) -> float:
+        if value > limit:
+            raise ValueError(f"at most {limit:,} {why}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _not_negative_weight(value: float) -> float:
+    if value < 0:
+        raise ValueError("a branch weight must not be negative: weights are relative chances "
+                         "(0 turns the branch off)")
+    return value
+
+
+Weight = Annotated[float, AfterValidator(_not_negative_weight)]
+"""A branch's relative chance: any number from 0 up."""
+
+YearlyVolume = Annotated[float, Field(gt=0.0), _at_most(
+    MAX_REFERRALS_PER_YEAR, "a year: all of England has about 630,000 referrals a year "
+    "(CAL-1), so a larger number is a mistake (and would exhaust memory)")]
+"""Referrals or closures a year: more than none, at most MAX_REFERRALS_PER_YEAR."""
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number must be finite: .inf and .nan are never meant, and would hang a run.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DistSpec(_Model):
@@ -118,11 +166,44 @@ class LognormalSpec(_Model):
 DistSpec.model_rebuild()
 
 
-class ChoiceSpec(_Model):
-    """One branch: its weight and, optionally, its own timing."""
+class EarlySpec(_Model):
+    """A share of a branch's steps that come earlier, on their own timing.
 
-    weight: NonNegFloat
+    For a step otherwise timed by its state (an ``aim`` at a deadline): a review conference
+    brought forward because the core group asks for it (WM-33b), say.
+    """
+
+    share: Probability
+    after: DistSpec
+    basis: str = ""
+
+
+class ChoiceSpec(_Model):
+    """One branch: its weight and, optionally, its own timing (or an early share)."""
+
+    weight: Weight
     after: DistSpec | None = None
+    early: EarlySpec | None = None
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ChoiceSpec:
+        if self.after is not None and self.early is not None:
+            raise ValueError("give either after (its own timing always) or early "
+                             "(its own timing for a share), not both")
+        return self
+
+
+def _branch_form(value: Any) -> str:
+    """Which form a branch is written in: a mapping (``{weight: ...}``) or a bare weight."""
+    return "ChoiceSpec" if isinstance(value, dict | ChoiceSpec) else "float"
+
+
+Branch = Annotated[Annotated[Weight, Tag("float")] | Annotated[ChoiceSpec, Tag("ChoiceSpec")],
+                   Discriminator(_branch_form)]
+"""One branch of a ``choose`` table: ``trigger: weight`` or ``trigger: {weight: ...}``.
+
+Told apart by form, so a mistake is reported against the form written, not both.
+"""
 
 
 class AimSpec(_Model):
@@ -151,15 +232,23 @@ class BeforeMeetingSpec(_Model):
 class BehaviourSpec(_Model):
     """What happens in practice while a case is in one state (leaf or compound)."""
 
-    choose: dict[str, float | ChoiceSpec] | None = None
-    choose_by_visit: list[dict[str, float | ChoiceSpec]] | None = None
-    choose_if_previous_plan: dict[str, float | ChoiceSpec] | None = None
+    choose: dict[str, Branch] | None = None
+    choose_by_visit: list[dict[str, Branch]] | None = None
+    choose_if_previous_plan: dict[str, Branch] | None = None
     """Used instead of the other table for a child who has had a plan before."""
     chance: Probability = 1.0
+    chance_if_previous_plan: Probability | None = None
+    """Used instead of ``chance`` for a child who has had a plan before (default: the same)."""
     after: DistSpec | None = None
     aim: AimSpec | None = None
     before_meeting: BeforeMeetingSpec | None = None
     postpone: str | None = None
+
+    def chance_for(self, had_plan: bool) -> float:
+        """The chance for a child who has (or has not) had a plan before."""
+        if had_plan and self.chance_if_previous_plan is not None:
+            return self.chance_if_previous_plan
+        return self.chance
 
     @model_validator(mode="after")
     def _has_choice(self) -> BehaviourSpec:
@@ -200,9 +289,13 @@ class RunSpec(_Model):
     """Calendar start, horizon, warm-up, replications and the root seed."""
 
     start_date: date
-    horizon_days: Annotated[int, Field(gt=0)]
+    horizon_days: Annotated[int, Field(gt=0), _at_most(
+        MAX_HORIZON_DAYS, "days (50 years): no procedure stays the same for longer, and a "
+        "longer run would take days")]
     warm_up_days: Annotated[int, Field(ge=0)] = 0
-    replications: Annotated[int, Field(gt=0)] = 5
+    replications: Annotated[int, Field(gt=0), _at_most(
+        MAX_REPLICATIONS, "replications: past a few hundred the confidence intervals hardly "
+        "narrow, and more would run for days")] = 5
     seed: Annotated[int, Field(ge=0)] = 0
     sample_every_days: Annotated[int, Field(gt=0)] = 7
 
@@ -218,12 +311,13 @@ class HistorySpec(_Model):
 
     The run starts as if cases had closed at ``closures_per_year`` for ever before it: each
     such child is referred again with the chance and after the gap that the behaviour of
-    ``returns_from`` gives (``chance`` and ``after``), and had a plan with ``plan_share``.
+    ``returns_from`` gives (``chance`` and ``after``), and had a plan with ``plan_share``
+    (such a child returns with ``chance_if_previous_plan`` when the behaviour gives one).
     Without it, no child has a history before the run and returns build up only as the
     simulated cases close (years, for long gaps).
     """
 
-    closures_per_year: PositiveFloat | None = None
+    closures_per_year: YearlyVolume | None = None
     """Default: the scenario's ``referrals_per_year`` (in a steady state as many close)."""
     plan_share: Probability
     returns_from: str = "closed"
@@ -233,7 +327,7 @@ class HistorySpec(_Model):
 class DemandSpec(_Model):
     """Referral volume, seasonality, re-referrals and the share of cases with each fact."""
 
-    referrals_per_year: PositiveFloat
+    referrals_per_year: YearlyVolume
     re_referral_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     seasonality: list[NonNegFloat] | None = None
     facts: dict[str, Probability] = Field(default_factory=dict)
@@ -348,7 +442,9 @@ class SocialWorkerSpec(_Model):
     ``newly_qualified`` everyone is full-time with the same cap.
     """
 
-    establishment_fte: PositiveFloat
+    establishment_fte: Annotated[float, Field(gt=0.0), _at_most(
+        MAX_ESTABLISHMENT_FTE, "FTE: all of England has about 33,000 child and family social "
+        "workers, so a larger number is a mistake (and would exhaust memory)")]
     vacancy_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     agency_fill: Probability = 0.0
     caseload_cap: Annotated[int, Field(gt=0)]
@@ -433,6 +529,14 @@ class AgencySpec(_Model):
     report_on_time: Probability = 1.0
 
 
+class MeetingSpec(_Model):
+    """How one kind of meeting differs from the others (``staffing.by_meeting``)."""
+
+    family_unavailable: Probability | None = None
+    rebook_after: DistSpec | None = None
+    basis: str = ""
+
+
 class StaffingSpec(_Model):
     """Everyone whose capacity limits what the procedure can achieve."""
 
@@ -446,6 +550,8 @@ class StaffingSpec(_Model):
     """Chance the family cannot come on a conference's booked day, so it is rebooked."""
     rebook_after: DistSpec | None = None
     """How much later a postponed conference is rebooked (default: 1 working day)."""
+    by_meeting: dict[str, MeetingSpec] = Field(default_factory=dict)
+    """The two above for particular meetings, by the trigger that opens them."""
 
 
 class ValidationSpec(_Model):
@@ -532,8 +638,8 @@ def _locate(raw: Any, loc: tuple[int | str, ...], file: str
             ) -> tuple[str, int | None, Any]:
     """Where the deepest part of ``loc`` found in the raw YAML was written, and its value.
 
-    Returns the file (a scenario may inherit a key from the one it extends), the line and
-    the value found there.
+    Returns the file (a scenario may inherit a key from the one it extends), the line (None
+    for a value set on the command line) and the value found there.
     """
     node = raw
     line: int | None = raw.line if isinstance(raw, LMap | LList) else None
@@ -547,7 +653,7 @@ def _locate(raw: Any, loc: tuple[int | str, ...], file: str
             node = node[part]
             continue
         break
-    return file, line, node
+    return file, None if file == OVERRIDE_SOURCE else line, node
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
@@ -573,12 +679,12 @@ def _unwrap(tp: Any) -> Any:
     if origin is Annotated:
         return _unwrap(typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                return arg
-        for arg in typing.get_args(tp):
-            if arg is not type(None):
-                return _unwrap(arg)
+        members = [_unwrap(arg) for arg in typing.get_args(tp) if arg is not type(None)]
+        for member in members:
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                return member
+        if members:
+            return members[0]
     return tp
 
 
@@ -592,17 +698,55 @@ def _inner(tp: Any) -> Any:
     return tp
 
 
+_TYPE_TAG = re.compile(r"(?:float|int|str|bool|bytes|none|date|datetime|list|dict|tuple|set"
+                       r"|frozenset)\Z|[a-z]+(?:-[a-z]+)*\[.*\]\Z", re.DOTALL)
+"""How pydantic names a member of a union in an error's ``loc``: ``float``, ``list[str]``,
+``function-after[_one_kind(), DistSpec]``, ``tagged-union[...]`` (and model class names)."""
+
+
+def _model_names(model: type[BaseModel] = _Model) -> set[str]:
+    """The class names of ``model`` and every model built on it."""
+    names = {model.__name__}
+    for sub in model.__subclasses__():
+        names |= _model_names(sub)
+    return names
+
+
+def _field_loc(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """``loc`` without pydantic's union tags, keeping every key written in the YAML.
+
+    A part is a tag only when it is exactly a type's name (``float``, ``ChoiceSpec``,
+    ``list[...]``) and the YAML has no key of that name there, so keys such as
+    ``interpreter_needed`` or even ``float`` are kept.
+    """
+    models = _model_names()
+    kept: list[int | str] = []
+    node = raw
+    for part in loc:
+        written = isinstance(node, Mapping) and part in node
+        if isinstance(part, str) and not written and (part in models
+                                                      or _TYPE_TAG.match(part)):
+            continue
+        kept.append(part)
+        if written or (isinstance(node, list) and isinstance(part, int)
+                       and 0 <= part < len(node)):
+            node = node[part]
+        else:
+            node = None
+    return tuple(kept)
+
+
 def _pydantic_problems(exc: ValidationError, raw: LMap, file: str) -> list[Problem]:
     problems = []
     for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(
-            ("function-", "tagged-", "float", "int", "str", "bool", "list", "dict",
-             "DistSpec", "ChoiceSpec", "tuple"))))
+        loc = _field_loc(raw, tuple(error["loc"]))
         where, line, value = _locate(raw, loc, file)
         field = ".".join(str(p) for p in loc)
         message = error["msg"].removeprefix("Value error, ")
         hint = None
-        if error["type"] == "extra_forbidden":
+        if error["type"] == "finite_number":
+            message = "must be a finite number, not .inf or .nan"
+        elif error["type"] == "extra_forbidden":
             message = "unknown key"
             value = loc[-1]
             hint = did_you_mean(loc[-1], _allowed_keys(ScenarioSpec, loc[:-1]))
@@ -743,6 +887,11 @@ class _Checker:
         holds = _dict(staffing.get("social_workers")).get("holds_cases_in")
         for i, sid in enumerate(holds if isinstance(holds, list) else []):
             self.state(("staffing", "social_workers", "holds_cases_in", i), str(sid))
+        for trig in _dict(staffing.get("by_meeting")):
+            if trig not in self.proc.triggers:
+                self.err(("staffing", "by_meeting", trig),
+                         "no such trigger in the procedure", trig,
+                         did_you_mean(str(trig), self.proc.triggers))
         for level in _dict(staffing.get("managers")):
             if level not in MANAGER_LEVELS:
                 self.err(("staffing", "managers", level), "unknown manager level", level,

@@ -65,7 +65,10 @@ def test_icpc_within_10_working_days_shows_in_the_comparison(tmp_path):
     assert "check west-midlands-2014: PASS" in out
     assert "changed deadline icpc_held [WM-2b]" in out
     assert "within: 15 working days → 10 working days" in out
-    assert "icpc_held: median elapsed" in out  # the ICPC sits earlier: a flagged difference
+    # the tighter clock is met far less often: a flagged difference (the median ICPC moves
+    # only a day or two earlier, too little to show in 3 short replications: booking,
+    # invitations and reports' notice fill most of 10 working days)
+    assert "icpc_held: share met (A: within 15 working days; B: within 10 working days)" in out
     assert (tmp_path / "comparison.csv").read_text().startswith("id,group,label")
     assert (tmp_path / "a" / "kpis.csv").is_file() and (tmp_path / "b" / "kpis.csv").is_file()
 

@@ -26,7 +26,7 @@ def test_a_free_parameter_starts_from_the_scenarios_value_inside_its_bounds():
     assert (free.low, free.high, free.start) == (0.0, 0.4, 0.12)
     deep = parse_free(
         "behaviour[cp_plan.review_conference.outcome].choose_by_visit[0].continue_plan=0.1:3", sc)
-    assert deep.start == pytest.approx(1.22)
+    assert deep.start == pytest.approx(1.75)
 
 
 @pytest.mark.parametrize(("text", "words"), [

@@ -35,19 +35,43 @@ def shipped(tmp_path_factory):
     return measured(tmp_path_factory.mktemp("mech") / "shipped")
 
 
-def test_plan_endings_between_reviews_make_the_three_to_six_month_band(shipped, tmp_path):
-    """Without endings between reviews (looked after, moved away, 18) the band collapses."""
-    off = {f"{ACTIVE}[{k}].{e}.weight": 0.0 for k in (0, 1) for e in ENDINGS}
-    without = measured(tmp_path / "off", off)
-    assert shipped["plans_ended_3m_to_6m"] > 4.0
-    assert without["plans_ended_3m_to_6m"] < shipped["plans_ended_3m_to_6m"] / 2
+ENDINGS_OFF = {f"{ACTIVE}[{k}].{e}.weight": 0.0 for k in (0, 1) for e in ENDINGS}
+EARLY_OFF = {f"{ACTIVE}[1].review_due.early.share": 0.0}
+
+
+def test_plan_endings_between_reviews_fill_the_three_to_six_month_band(shipped, tmp_path):
+    """Without endings between reviews (looked after, moved away, 18) the band shrinks."""
+    without = measured(tmp_path / "off", ENDINGS_OFF)
+    assert shipped["plans_ended_3m_to_6m"] > 8.0
+    assert without["plans_ended_3m_to_6m"] < shipped["plans_ended_3m_to_6m"] - 2
+
+
+def test_reviews_brought_forward_fill_the_three_to_six_month_band(shipped, tmp_path):
+    """Without reviews brought forward (WM-33b) the band loses more than a third."""
+    without = measured(tmp_path / "off", EARLY_OFF)
+    assert without["plans_ended_3m_to_6m"] < shipped["plans_ended_3m_to_6m"] * 2 / 3
+
+
+def test_without_either_mechanism_the_three_to_six_month_band_collapses(shipped, tmp_path):
+    """Plans then end only at reviews: the first within 3 months, the next about 8 months."""
+    without = measured(tmp_path / "off", {**ENDINGS_OFF, **EARLY_OFF})
+    assert without["plans_ended_3m_to_6m"] < shipped["plans_ended_3m_to_6m"] / 3
 
 
 def test_rebooking_for_the_family_makes_conferences_late(shipped, tmp_path):
     """Without the family's unavailability (and its rebooking delay) ICPCs are on time."""
-    without = measured(tmp_path / "off", {"staffing.family_unavailable": 0.0})
+    without = measured(tmp_path / "off", {
+        "staffing.family_unavailable": 0.0,
+        "staffing.by_meeting.review_opens.family_unavailable": 0.0})
     assert without["icpc_within_15_working_days"] > shipped["icpc_within_15_working_days"] + 5
     assert without["reviews_in_time"] > shipped["reviews_in_time"]
+
+
+def test_urgent_conferences_make_the_ten_day_bin(shipped, tmp_path):
+    """Without urgent initial conferences hardly any sits within 10 working days."""
+    without = measured(tmp_path / "off", {
+        "behaviour[icpc.preparation].choose.icpc_opens.early.share": 0.0})
+    assert shipped["icpc_0_to_10_working_days"] > without["icpc_0_to_10_working_days"] + 2
 
 
 def test_histories_make_second_and_later_plans(shipped, tmp_path):
@@ -55,9 +79,43 @@ def test_histories_make_second_and_later_plans(shipped, tmp_path):
     are rare: only children re-referred inside the run can have had a plan."""
     off = {"demand.history.plan_share": 0.0,
            "behaviour[referral].choose_if_previous_plan": None,
-           "behaviour[section_47.enquiry].choose_if_previous_plan": None}
+           "behaviour[section_47.enquiry].choose_if_previous_plan": None,
+           "behaviour[closed].chance_if_previous_plan": None}
     without = measured(tmp_path / "off", off)
     assert shipped["second_or_later_plans"] > without["second_or_later_plans"] + 3
+
+
+def test_children_who_had_a_plan_come_back_with_their_own_chance(shipped, tmp_path):
+    """A child who had a plan never comes back when its own chance is 0, inside the run or
+    from the history before it: the only second plans left are those that follow a first
+    within one episode (a child in need plan stepped up again)."""
+    without = measured(tmp_path / "off", {"behaviour[closed].chance_if_previous_plan": 0.0})
+    assert shipped["second_or_later_plans"] > 8
+    assert without["second_or_later_plans"] < shipped["second_or_later_plans"] / 4
+
+
+def test_a_statutory_visit_is_not_a_new_visit_to_the_plan(tmp_path):
+    """Routine tasks re-enter cp_plan.active; they must not count as visits (nor re-draw
+    its choice). With the second table ending plans at once, a plan reaches its first
+    review only if visits are counted from the review, not from every statutory visit."""
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "visits.yaml"
+    path.write_text(
+        "scenario: visits\nextends: baseline\ntitle: t\nbehaviour:\n  cp_plan.active:\n"
+        "    choose_by_visit:\n      - {review_due: 1}\n"
+        "      - plan_ends_looked_after: {weight: 1, after: {fixed: 1, unit: days}}\n")
+    sc = load_scenario(path)
+    out = tmp_path / "run"
+    run_scenario(sc, settings_for(sc, 1, 3, 300, 0, "table", True), out, 1)
+    rows = pq.read_table(next((out / "events").glob("*.parquet"))).to_pylist()
+    first: dict[str, str] = {}
+    for r in rows:
+        if r["trigger"] in ("review_due", "plan_ends_looked_after"):
+            first.setdefault(r["case_id"], r["trigger"])
+    assert len(first) > 100
+    reviewed = sum(t == "review_due" for t in first.values())
+    assert reviewed == len(first)
 
 
 def test_a_choice_with_its_own_timing_is_not_timed_by_the_states_aim(tmp_path):

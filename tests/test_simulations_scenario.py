@@ -140,3 +140,26 @@ def test_every_shipped_procedure_has_a_shipped_scenario_that_runs_it():
 
     run = {load_scenario(name).procedure.id for name in available_scenarios()}
     assert set(available_procedures()) - run == set()
+
+
+def test_a_meeting_named_in_by_meeting_must_be_a_trigger(tmp_path):
+    path = tmp_path / "meet.yaml"
+    path.write_text("scenario: meet\nextends: baseline\ntitle: t\nstaffing:\n"
+                    "  by_meeting:\n    review_open: {family_unavailable: 0.1}\n")
+    with pytest.raises(InputError) as exc:
+        load_scenario(path)
+    found = str(exc.value)
+    assert "meet.yaml:6: staffing.by_meeting.review_open: no such trigger" in found
+    assert "did you mean 'review_opens'?" in found
+
+
+def test_a_choice_cannot_have_both_its_own_timing_and_an_early_share(tmp_path):
+    path = tmp_path / "both.yaml"
+    path.write_text(
+        "scenario: both\nextends: baseline\ntitle: t\nbehaviour:\n  icpc.preparation:\n"
+        "    choose:\n      icpc_opens:\n        weight: 1\n"
+        "        after: {fixed: 1, unit: days}\n"
+        "        early: {share: 0.1, after: {fixed: 1, unit: days}}\n")
+    with pytest.raises(InputError) as exc:
+        load_scenario(path)
+    assert "either after" in str(exc.value)

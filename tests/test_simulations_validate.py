@@ -240,12 +240,12 @@ def test_text_from_the_published_table_is_escaped_in_the_page(one_year, tmp_path
 
 
 def test_the_scenarios_own_warm_up_is_kept_even_when_over_half_its_horizon():
-    """Baseline warms up for 3 of its 5 years; only a horizon shortened on the command line
+    """Baseline warms up for 4 of its 6 years; only a horizon shortened on the command line
     caps the scenario's warm-up at half of it."""
     from simulations.runner import settings_for
     from simulations.scenario import load_scenario
 
     sc = load_scenario("baseline")
-    assert settings_for(sc).warm_up_days == sc.spec.run.warm_up_days == 1095
+    assert settings_for(sc).warm_up_days == sc.spec.run.warm_up_days == 1461
     assert settings_for(sc, horizon_days=400).warm_up_days == 200
     assert settings_for(sc, horizon_days=400, warm_up_days=10).warm_up_days == 10
