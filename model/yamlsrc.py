@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent, Event
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from model.errors import InputError, Problem
@@ -43,6 +44,120 @@ class LList(list[Any]):
         if 0 <= index < len(self.where):
             return self.where[index]
         return (self.file, self.line)
+
+
+MAX_CHARS = 1_000_000
+"""The longest YAML text read, in characters (the largest shipped file has about 27,000)."""
+
+MAX_DEPTH = 50
+"""The deepest nesting of mappings and lists allowed (shipped files nest 11 deep at most)."""
+
+MAX_ALIASES = 100
+"""The most aliases (``*name``) one file may use (shipped files use 2 at most)."""
+
+MAX_ENTRIES = 10_000
+"""The most keys and list items one file may hold, counting each key and item that an alias
+repeats as often as it is repeated (shipped files have about 1,000)."""
+
+_WHY = "so that a small hostile file cannot exhaust memory or time"
+
+
+def _limit(file: str, line: int | None, message: str) -> InputError:
+    return InputError([Problem(file, line, "", message)])
+
+
+def _too_deep(file: str, line: int | None, through_aliases: bool) -> InputError:
+    how = " once its aliases are expanded" if through_aliases else ""
+    return _limit(file, line, f"nested more than {MAX_DEPTH} levels deep{how}; at most "
+                  f"{MAX_DEPTH} are allowed (shipped files nest 11 deep), so that a hostile "
+                  "file cannot exhaust the stack")
+
+
+def _too_many_entries(file: str, line: int | None, through_aliases: bool) -> InputError:
+    what = ("once its aliases are expanded, this value holds" if through_aliases
+            else "the file holds")
+    return _limit(file, line, f"{what} more than {MAX_ENTRIES:,} keys and list items; at most "
+                  f"{MAX_ENTRIES:,} are allowed (shipped files have about 1,000), {_WHY}")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopping at the first node over a limit.
+
+    It composes at most MAX_DEPTH levels, MAX_ALIASES aliases and MAX_ENTRIES keys and list
+    items (what aliases repeat is counted afterwards, by ``_measure``).
+    """
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self.depth = 0
+        self.aliases = 0
+        self.entries = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        """Compose one node, counting it against the limits first."""
+        event: Event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = None if event.start_mark is None else event.start_mark.line + 1
+        # A key (a mapping's child with no index yet) or a list item; not a mapping's value.
+        if isinstance(parent, SequenceNode) or (isinstance(parent, MappingNode)
+                                                and index is None):
+            self.entries += 1
+            if self.entries > MAX_ENTRIES:
+                raise _too_many_entries(self.file, line, False)
+        if isinstance(event, AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _limit(self.file, line, f"more than {MAX_ALIASES} aliases (*name); at "
+                             f"most {MAX_ALIASES} are allowed (shipped files use 2), {_WHY}")
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _too_deep(self.file, line, False)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _measure(root: Node, file: str) -> None:
+    """Refuse a node graph whose aliases expand it past MAX_DEPTH or MAX_ENTRIES, or loop.
+
+    Each node is measured once (aliases share nodes), so this takes time in proportion to
+    the text, not to what the aliases would expand to.
+    """
+    measured: dict[int, tuple[int, int]] = {}
+    """Each collection node's (keys and list items, levels) once its aliases are expanded."""
+    open_nodes: set[int] = set()
+
+    def walk(node: Node, level: int) -> tuple[int, int]:
+        line = node.start_mark.line + 1
+        if id(node) in open_nodes:
+            raise _limit(file, line, "an alias inside the node it names would repeat it for "
+                         "ever; use an alias only after the node it names has ended")
+        if level > MAX_DEPTH:
+            raise _too_deep(file, line, True)
+        if isinstance(node, ScalarNode):
+            found = (0, 1)
+        else:
+            known = measured.get(id(node))
+            if known is None:
+                open_nodes.add(id(node))
+                children = ([c for pair in node.value for c in pair]
+                            if isinstance(node, MappingNode) else list(node.value))
+                entries, levels = len(node.value), 0
+                for child in children:
+                    below, child_levels = walk(child, level + 1)
+                    entries, levels = entries + below, max(levels, child_levels)
+                open_nodes.discard(id(node))
+                known = measured[id(node)] = (entries, levels + 1)
+            found = known
+        if level + found[1] - 1 > MAX_DEPTH:
+            raise _too_deep(file, line, True)
+        if found[0] > MAX_ENTRIES:
+            raise _too_many_entries(file, line, True)
+        return found
+
+    walk(root, 1)
 
 
 _PLAIN_TAGS = frozenset(
@@ -86,13 +201,24 @@ def _convert(node: Node, loader: yaml.SafeLoader, file: str, problems: list[Prob
 def load_yaml_text(text: str, file: str) -> Any:
     """Parse YAML safely (no tags that build objects) into LMap / LList / scalars.
 
+    Bounded: at most MAX_CHARS characters, MAX_DEPTH levels of nesting, MAX_ALIASES aliases
+    and MAX_ENTRIES keys and list items (counting what aliases repeat), so a small hostile
+    file (an alias bomb, say) is refused at once rather than exhausting memory or the stack.
+
     Raises:
-        InputError: on a syntax error or a duplicate or non-text key, naming the line.
+        InputError: on a syntax error, a duplicate or non-text key, or a limit exceeded,
+            naming the line.
     """
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_CHARS:
+        raise _limit(file, None, f"the file has {len(text):,} characters; at most "
+                     f"{MAX_CHARS:,} are read (the largest shipped file has about 27,000), "
+                     f"{_WHY}")
+    loader = _BoundedLoader(text, file)
     problems: list[Problem] = []
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _measure(node, file)
         data = None if node is None else _convert(node, loader, file, problems)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark

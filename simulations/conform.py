@@ -8,9 +8,10 @@ path reaches is impossible or out of order: it is reported with the rules it bre
 replay carries on from the last good state. Deadlines are judged on the recorded dates by
 the same machine the simulator uses, into the same KPI table.
 
-Bad rows (missing or unparseable values, dates in the future, unknown event types) are
-reported by row number and left out; the counts of rows read, conformant, non-conformant
-and rejected always add up to the input. Children are named only by pseudonym.
+Bad rows (missing or unparseable values, dates in the future or outside the working-day
+calendar, unknown event types) are reported by row number and left out; the counts of rows
+read, conformant, non-conformant and rejected always add up to the input. Children are named
+only by pseudonym.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from model.errors import InputError, Problem, did_you_mean
 from model.graph import Config, ProcedureGraph, build_graph, events_of, initial_events
 from model.guards import evaluate
 from model.spec import EventRef, Procedure, Transition
+from model.timescales import CALENDAR_FIRST, CALENDAR_LAST
 from simulations.casedata import CIN_COLUMNS, CIN_EVENTS, Pseudonymiser, event_types_of
 from simulations.engine import History, RunRecord
 from simulations.kpi import Kpi, compute_kpis
@@ -170,6 +172,13 @@ def read_rows(path: Path, fmt: DataFormat, as_of: date,
         if day > as_of:
             rejected.append(Rejected(number, f"{date_col} {day.isoformat()} is in the future "
                                              f"(data as of {as_of.isoformat()})"))
+            continue
+        if not CALENDAR_FIRST <= day <= CALENDAR_LAST:
+            rejected.append(Rejected(number, f"{date_col} {day.isoformat()} is outside the "
+                                             "working-day calendar "
+                                             f"({CALENDAR_FIRST.isoformat()} to "
+                                             f"{CALENDAR_LAST.isoformat()}), so no deadline "
+                                             "can be judged on it"))
             continue
         if kind not in CIN_EVENTS:
             hint = did_you_mean(kind, list(CIN_EVENTS))
