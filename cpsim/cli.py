@@ -1,7 +1,9 @@
 """The command line: parse arguments, call one public function per subcommand, print, exit.
 
 Exit codes: 0 all good, 1 findings (a check failed), 2 a usage or input error. A user's
-mistake never shows a traceback.
+mistake never shows a traceback. A simulation stopped by Ctrl-C exits 130, by SIGTERM 143
+(128 + the signal, as a shell reports it), once its workers have stopped; every finished
+replication is kept. A second Ctrl-C exits at once.
 """
 
 from __future__ import annotations
@@ -239,11 +241,76 @@ class _Progress:
         self.bar.close()
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM: stopped like Ctrl-C (finished work kept), but exiting 143 (128 + SIGTERM)."""
+
+
+class _StopSignals:
+    """The first Ctrl-C or SIGTERM stops the command; any later one ends it at once.
+
+    The first raises KeyboardInterrupt (for SIGTERM, :class:`_Terminated`) in the main
+    thread, so the runner stops its workers and keeps every finished replication; the
+    command then exits 130 (SIGTERM: 143). A second signal while that happens exits at once
+    with the same code. A signal the command was started ignoring stays ignored; outside the
+    main thread (no handlers can be set there) nothing changes.
+    """
+
+    def __init__(self) -> None:
+        """Install the handlers."""
+        import signal
+        import threading
+
+        self.signalled = 0
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        import contextlib
+        import os
+        import signal
+
+        if self.signalled:
+            with contextlib.suppress(OSError):
+                os.write(2, b"\nstopped at once; finished replications are kept\n")
+            os._exit(128 + self.signalled)
+        self.signalled = signum
+        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def exit(self, code: int) -> None:
+        """Exit with ``code``; after a signal, at once (workers are stopped, work stored).
+
+        Skipping the interpreter's shutdown means nothing there can hang, and a second
+        Ctrl-C cannot arrive once Python has put back the default handlers and kill the
+        process by signal instead of exiting 130.
+        """
+        if self.signalled:
+            import contextlib
+            import os
+
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+        sys.exit(code)
+
+    def restore(self) -> None:
+        """Put back the previous handlers (kept after a signal: the process is exiting)."""
+        import signal
+
+        if not self.signalled:
+            for sig, old in self.previous.items():
+                signal.signal(sig, old)
+
+
 def _simulation_errors(func: F) -> F:
     """Map simulation outcomes to exit codes.
 
     An invariant violation exits 1 with the case's trace; a stuck scenario exits 2; Ctrl-C
-    exits 130, saying that finished work is kept.
+    exits 130 and SIGTERM 143 (128 + the signal), saying that finished work is kept, once
+    the workers have stopped; a second Ctrl-C exits at once.
     """
 
     @wraps(func)
@@ -251,6 +318,7 @@ def _simulation_errors(func: F) -> F:
         from simulations.engine import SimulationStuck
         from simulations.observers import InvariantViolated
 
+        stops = _StopSignals()
         try:
             return func(*args, **kwargs)
         except InvariantViolated as exc:
@@ -259,10 +327,14 @@ def _simulation_errors(func: F) -> F:
         except SimulationStuck as exc:
             click.echo(f"\nerror: {exc}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: every finished replication is kept on disk; run the "
-                       "same command again to finish the rest.", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            term = isinstance(exc, _Terminated)
+            click.echo(f"\n{'terminated' if term else 'interrupted'}: every finished "
+                       "replication is kept on disk; run the same command again to finish "
+                       "the rest.", err=True)
+            stops.exit(143 if term else 130)
+        finally:
+            stops.restore()
 
     return wrapper  # type: ignore[return-value]
 
@@ -270,8 +342,8 @@ def _simulation_errors(func: F) -> F:
 def _run_options(func: F) -> F:
     """Options shared by run, compare and sweep."""
     options = [
-        click.option("--replications", "-r", type=click.IntRange(min=1), default=None,
-                     help="Replications (default: the scenario's own)."),
+        click.option("--replications", "-r", type=click.IntRange(min=1, max=10_000),
+                     default=None, help="Replications (default: the scenario's own)."),
         click.option("--seed", type=click.IntRange(min=0), default=None,
                      help="Root seed (default: the scenario's own)."),
         click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
@@ -279,9 +351,9 @@ def _run_options(func: F) -> F:
         click.option("--dask", default=None, metavar="ADDRESS",
                      help="Run on a Dask cluster: a scheduler address, or 'local' to start "
                           "a local cluster (needs the 'dask' extra)."),
-        click.option("--horizon-days", type=click.IntRange(min=1), default=None,
+        click.option("--horizon-days", type=click.IntRange(min=1, max=18_263), default=None,
                      help="Override the simulated horizon (days)."),
-        click.option("--warm-up-days", type=click.IntRange(min=0), default=None,
+        click.option("--warm-up-days", type=click.IntRange(min=0, max=18_262), default=None,
                      help="Override the warm-up (days)."),
         click.option("--machine", type=click.Choice(["table", "transitions"]),
                      default="table", show_default=True,

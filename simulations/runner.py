@@ -6,6 +6,12 @@ temporary file, then rename), keyed by a content hash of everything that determi
 re-running the same command after an interruption reuses every finished replication and
 recomputes only the rest. A replication file that is unreadable or has the wrong key is
 redone, never used.
+
+Local worker processes are this module's own (not a pool): each ignores Ctrl-C (the parent
+decides what it stops), drops its unfinished files and exits on SIGTERM, and exits by
+itself when its parent is gone (a watchdog thread), so a killed run leaves no orphans. On
+any interruption the parent stops every worker within a few seconds, removes what an
+unfinished replication left, and re-raises; finished replications stay stored.
 """
 
 from __future__ import annotations
@@ -16,12 +22,19 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import queue
+import signal
+import threading
+import time
+import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from importlib import metadata
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for_any
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal
 
 from model.calendar import WorkingCalendar
@@ -115,11 +128,23 @@ def make_machine(scenario: Scenario, kind: MachineKind) -> tuple[Machine, Workin
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file beside ``path``, then rename it into place."""
+    """Write text to a temporary file beside ``path``, then rename it into place.
+
+    Interrupted (an exception, Ctrl-C, a stopped worker), it leaves ``path`` as it was and
+    no temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    tmp = _tmp_path(path, os.getpid())
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _tmp_path(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
 
 
 def _rep_path(out: Path, replication: int) -> Path:
@@ -234,24 +259,6 @@ def stored(job: Job, scenario: Scenario) -> dict[str, Any] | None:
     return record
 
 
-_QUEUE: Any = None
-
-
-def _init_worker(progress_queue: Any) -> None:
-    global _QUEUE
-    _QUEUE = progress_queue
-
-
-def _run_job(job: Job) -> Job:
-    """Worker entry point: run and store one job (progress goes to the parent's queue)."""
-    def report(days: float) -> None:
-        if _QUEUE is not None:
-            _QUEUE.put((job, days))
-
-    run_replication(job.scenario(), job.settings, job.replication, Path(job.out), report)
-    return job
-
-
 def _run_job_dask(job: Job) -> dict[str, Any]:
     """Dask task: run and store one job, and return its record."""
     return run_replication(job.scenario(), job.settings, job.replication, Path(job.out))
@@ -272,7 +279,9 @@ def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 
         on_done: Called with (job, reused) as each job is finished or found stored.
 
     Raises:
-        KeyboardInterrupt: after stopping the workers; every finished job stays stored.
+        KeyboardInterrupt: after stopping the workers and removing what unfinished jobs
+            left; every finished job stays stored (so for any other exception).
+        WorkerDied: a local worker process ended (was killed) in the middle of a job.
     """
     records: dict[Job, dict[str, Any]] = {}
     todo: list[Job] = []
@@ -300,36 +309,261 @@ def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 
     return records
 
 
+# -- local worker processes ------------------------------------------------------------------
+STOP_GRACE_SECONDS = 5.0
+"""How long a stopped worker has to drop its unfinished files before it is killed."""
+
+PARENT_POLL_SECONDS = 0.5
+"""How often a worker checks that its parent is still there."""
+
+_STOP_SIGNALS = {signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+"""Signals that stop a worker cleanly: SIGTERM, and SIGHUP when its terminal goes away."""
+
+
+class _RemoteTraceback(Exception):
+    """Where a worker's exception was raised (its traceback, as text)."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without finishing (or reporting the failure of) its job."""
+
+
+@dataclass
+class _Worker:
+    """A worker process, the parent's end of its pipe, and the job it is running."""
+
+    process: BaseProcess
+    conn: Connection
+    job: Job | None = None
+
+
+class _Stop:
+    """In a worker: whether SIGTERM asked it to stop, and whether it is between jobs."""
+
+    requested = False
+    idle = True
+
+
+def _worker_main(conn: Connection, parent_pid: int, mask: set[signal.Signals] | None,
+                 inherited: Sequence[Connection]) -> None:
+    """A worker process: run the jobs the parent sends, one at a time, until sent None.
+
+    Reports ``("progress", days)`` as the replication advances, then ``("done", None)``
+    once it is stored, or ``("error", exception, traceback)``, and then exits. Ctrl-C is
+    ignored (the terminal sends it to every process; the parent decides). SIGTERM, or
+    SIGHUP (its terminal closed; unless started ignoring it, as under ``nohup``), stops
+    the worker: between jobs at once, during one at its next progress report, through the
+    replication's own clean-up (the unfinished event log is dropped). A watchdog thread
+    sends that SIGTERM when ``parent_pid`` is no longer the parent. ``inherited`` are the
+    parent's ends of pipes that a forked worker holds copies of: closed, so a worker
+    writing to a dead parent gets an error rather than waiting for ever.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in _STOP_SIGNALS:
+        if sig == signal.SIGTERM or signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _stop_worker)
+    if mask is not None:  # the parent blocked them while it started this process
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    for other in inherited:
+        other.close()
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog",
+                     daemon=True).start()
+
+    def report(days: float) -> None:
+        if _Stop.requested:  # a safe place to unwind: the engine's own progress call
+            raise SystemExit(128 + signal.SIGTERM)
+        _send(conn, ("progress", days))
+
+    while not _Stop.requested:
+        try:
+            job: Job | None = conn.recv()
+        except EOFError:
+            return
+        finally:
+            _Stop.idle = False
+        if job is None:
+            return
+        try:
+            run_replication(job.scenario(), job.settings, job.replication, Path(job.out),
+                            report)
+        except Exception as exc:
+            tb = traceback.format_exc()
+            try:
+                _send(conn, ("error", exc, tb))
+            except Exception:  # an exception that cannot be pickled
+                _send(conn, ("error", RuntimeError(f"{type(exc).__name__}: {exc}"), tb))
+            return
+        _Stop.idle = True
+        _send(conn, ("done", None))
+
+
+def _send(conn: Connection, message: tuple[Any, ...]) -> None:
+    """Send the parent a message; exit quietly if the parent is gone (a broken pipe)."""
+    try:
+        conn.send(message)
+    except OSError:
+        raise SystemExit(1) from None
+
+
+def _stop_worker(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (SIGHUP) in a worker: exit now if between jobs, else at the next report.
+
+    Raising here in the middle of a replication could land in a finaliser (a generator
+    being closed, say), which would swallow it; the progress report is a safe place.
+    """
+    _Stop.requested = True
+    if _Stop.idle:
+        raise SystemExit(128 + signum)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Stop this worker once its parent is gone (killed, even with SIGKILL)."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_GRACE_SECONDS)
+    os._exit(1)  # the main thread did not stop in time
+
+
 def _execute_local(todo: Sequence[Job], scenarios: dict[Job, Scenario], workers: int,
                    records: dict[Job, dict[str, Any]], progress: ProgressFn | None,
                    on_done: Callable[[Job, bool], None] | None) -> None:
+    """Run jobs on local worker processes, one job per worker at a time.
+
+    On any exception (KeyboardInterrupt included) every worker is stopped and its
+    unfinished files removed before the exception goes on.
+    """
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    progress_queue = ctx.Queue()
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                               initializer=_init_worker, initargs=(progress_queue,))
-    pending: set[Future[Job]] = set()
+    waiting = deque(todo)
+    pool: list[_Worker] = []
     try:
-        for job in todo:
-            pending.add(pool.submit(_run_job, job))
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(progress_queue, progress)
-            for fut in done:
-                job = fut.result()
-                record = stored(job, scenarios[job])
-                assert record is not None, f"{job} finished but was not stored"
-                records[job] = record
-                if on_done is not None:
-                    on_done(job, False)
-        _drain(progress_queue, progress)
-    except BaseException:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-        raise
-    pool.shutdown()
+        _start_workers(ctx, min(workers, len(todo)), pool)
+        for worker in pool:
+            _give(worker, waiting)
+        while busy := [w for w in pool if w.job is not None]:
+            wait_for_any([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                _serve(worker, waiting, scenarios, records, progress, on_done)
+        for worker in pool:  # each was sent None and is exiting
+            worker.process.join(STOP_GRACE_SECONDS)
+    finally:
+        _stop_workers(pool)
+
+
+def _start_workers(ctx: Any, count: int, pool: list[_Worker]) -> None:
+    """Start ``count`` workers into ``pool``.
+
+    Ctrl-C, SIGTERM and SIGHUP stay blocked in a new process until it has set its handlers
+    (a signal between fork and set-up would print a traceback).
+    """
+    mask = (signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_STOP_SIGNALS})
+            if hasattr(signal, "pthread_sigmask") else None)
+    forked = ctx.get_start_method() == "fork"
+    try:
+        for i in range(count):
+            mine, theirs = ctx.Pipe()
+            inherited = [*(w.conn for w in pool), mine] if forked else []
+            process = ctx.Process(target=_worker_main,
+                                  args=(theirs, os.getpid(), mask, inherited),
+                                  name=f"cpsim-worker-{i}", daemon=True)
+            process.start()
+            theirs.close()
+            pool.append(_Worker(process, mine))
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _give(worker: _Worker, waiting: deque[Job]) -> None:
+    """Send the worker the next job, or None (no more: it exits)."""
+    worker.job = waiting.popleft() if waiting else None
+    try:
+        worker.conn.send(worker.job)
+    except OSError:
+        if worker.job is not None:
+            raise _died(worker, worker.job) from None
+
+
+def _serve(worker: _Worker, waiting: deque[Job], scenarios: dict[Job, Scenario],
+           records: dict[Job, dict[str, Any]], progress: ProgressFn | None,
+           on_done: Callable[[Job, bool], None] | None) -> None:
+    """Handle what a busy worker has sent; raise its error, or say if it died."""
+    while (job := worker.job) is not None:
+        dead = not worker.process.is_alive()  # then all it sent can be read now
+        try:
+            if not worker.conn.poll():
+                if dead:
+                    raise _died(worker, job)
+                return
+            kind, payload, *tb = worker.conn.recv()
+        except (EOFError, OSError):  # its end is closed: it has exited
+            raise _died(worker, job) from None
+        if kind == "progress":
+            if progress is not None:
+                progress(job, payload)
+        elif kind == "done":
+            record = stored(job, scenarios[job])
+            assert record is not None, f"{job} finished but was not stored"
+            records[job] = record
+            if on_done is not None:
+                on_done(job, False)
+            _give(worker, waiting)
+        else:
+            raise payload from _RemoteTraceback(tb[0])
+
+
+def _died(worker: _Worker, job: Job) -> WorkerDied:
+    worker.process.join(1.0)
+    return WorkerDied(f"the worker process for replication {job.replication} of {job.out} "
+                      f"ended unexpectedly (exit code {worker.process.exitcode})")
+
+
+def _stop_workers(pool: list[_Worker]) -> None:
+    """Stop every worker (SIGTERM, then SIGKILL after a grace period) and wait for it.
+
+    What the workers still send is read and dropped meanwhile (so none waits on a full
+    pipe); then the files of any replication left unfinished are removed.
+    """
+    for worker in pool:
+        if worker.process.exitcode is None:
+            worker.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    reading = {w.conn for w in pool if not w.conn.closed}
+    while (running := [w.process for w in pool if w.process.exitcode is None]) and (
+            left := deadline - time.monotonic()) > 0:
+        ready = wait_for_any([*reading, *(p.sentinel for p in running)], left)
+        for conn in [c for c in reading if c in ready]:
+            try:
+                conn.recv_bytes()
+            except (EOFError, OSError):
+                reading.discard(conn)
+    for worker in pool:
+        if worker.process.exitcode is None:
+            worker.process.kill()
+        worker.process.join()
+        worker.conn.close()
+        if worker.job is not None and worker.process.pid is not None:
+            _drop_unfinished(worker.job, worker.process.pid)
+        worker.process.close()
+    pool.clear()
+
+
+def _drop_unfinished(job: Job, pid: int) -> None:
+    """Remove what a stopped worker may have left of ``job``.
+
+    That is its temporary record and the partial event log (named as
+    :class:`EventLogWriter` names it). A finished replication's files are complete and stay.
+    """
+    out = Path(job.out)
+    _tmp_path(_rep_path(out, job.replication), pid).unlink(missing_ok=True)
+    (out / "events" / f".rep-{job.replication:04d}.parquet.partial").unlink(missing_ok=True)
 
 
 def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str, Any]],
@@ -362,16 +596,6 @@ def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-def _drain(progress_queue: Any, progress: ProgressFn | None) -> None:
-    while True:
-        try:
-            job, days = progress_queue.get_nowait()
-        except queue.Empty:
-            return
-        if progress is not None:
-            progress(job, days)
 
 
 # -- one scenario ----------------------------------------------------------------------------
