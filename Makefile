@@ -34,15 +34,22 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy --strict model simulations
 
-## browser: Debian's Chromium, for the explorer's tests in a real headless browser
-## (`cpsim explore`); installed with apt-get as root, or through sudo.
+## browser: Debian's Chromium (about 130 packages with its libraries), for the explorer's
+## tests in a real headless browser (`cpsim explore`); installed with apt-get as root, or
+## through sudo. Where it cannot be installed those tests are skipped with the reason,
+## except in CI (CI set, as .ci/run does), where that is an error.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
-	  { echo "error: Chromium is needed by the browser tests and could not be installed" \
-	         "(try: apt-get install -y chromium)" >&2; exit 1; }
+	  if [ -n "$$CI" ]; then \
+	    echo "error: Chromium is needed by the browser tests and could not be installed" \
+	         "(try: apt-get install -y chromium)" >&2; exit 1; \
+	  else \
+	    echo "warning: Chromium could not be installed; the browser tests will be skipped" \
+	         "(try: apt-get install -y chromium)" >&2; \
+	  fi
 
 pytest: $(STAMP) browser
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q

@@ -26,6 +26,7 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        block = re.sub(r"\\\n\s*", " ", block)  # a line continued with a backslash
         for line in block.splitlines():
             if line.strip().startswith("cpsim "):
                 commands.append(line.strip())
