@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/cpsim check --all
 	$(BIN)/cpsim diagram west-midlands-2014 --format svg --out $(OUT)/west-midlands-2014.svg
 	$(BIN)/cpsim diagram west-midlands-2014 --stage icpc --format png --out $(OUT)/west-midlands-2014-icpc.png
-	$(BIN)/cpsim run scenarios/baseline.yaml --out $(OUT)/baseline
+	$(BIN)/cpsim run scenarios/baseline.yaml --out $(OUT)/baseline --force
 	@echo "Diagrams in $(OUT)/; baseline report: $(OUT)/baseline/report.html"
 
 ## bench: national year, engine overhead against bare SimPy, parallel speed-up.

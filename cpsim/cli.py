@@ -1,7 +1,8 @@
 """The command line: parse arguments, call one public function per subcommand, print, exit.
 
-Exit codes: 0 all good, 1 findings (a check failed), 2 a usage or input error. A user's
-mistake never shows a traceback. A simulation stopped by Ctrl-C exits 130, by SIGTERM 143
+Exit codes: 0 all good, 1 findings (a check failed), 2 a usage or input error, or a file
+or folder that cannot be read or written (one line naming it and why). A user's mistake
+never shows a traceback. A simulation stopped by Ctrl-C exits 130, by SIGTERM 143
 (128 + the signal, as a shell reports it), once its workers have stopped; every finished
 replication is kept. A second Ctrl-C exits at once.
 """
@@ -16,13 +17,35 @@ from typing import Any, TypeVar
 
 import click
 
+from model.atomic import WriteFailed
 from model.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _os_error_text(exc: OSError) -> str:
+    """One plain line for a file system error: the file (or folder) and the reason.
+
+    >>> _os_error_text(WriteFailed(13, "Permission denied", "/x/report.html"))
+    'cannot write /x/report.html: permission denied'
+    >>> _os_error_text(NotADirectoryError(20, "Not a directory", "notes.txt/out"))
+    'notes.txt/out: not a directory'
+    """
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    reason = reason[:1].lower() + reason[1:]
+    if exc.filename is None:
+        return reason
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return f"cannot write {where}: {reason}" if isinstance(exc, WriteFailed) else (
+        f"{where}: {reason}")
+
+
 def _input_errors(func: F) -> F:
-    """Turn an InputError into one line per problem on stderr and exit code 2."""
+    """Turn an InputError into one line per problem on stderr and exit code 2.
+
+    An OSError (a folder that cannot be written, a file that cannot be read) is one line
+    naming the file and the reason, also exit code 2.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -34,6 +57,11 @@ def _input_errors(func: F) -> F:
             count = len(exc.problems)
             click.echo(f"{count} problem{'s' if count != 1 else ''} found; nothing was written.",
                        err=True)
+            sys.exit(2)
+        except BrokenPipeError:  # the reader of our output went away: not the user's mistake
+            raise
+        except OSError as exc:
+            click.echo(f"error: {_os_error_text(exc)}", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -205,11 +233,10 @@ def trace_cmd(procedure: str | None, all_: bool, fmt: str, out: Path | None,
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write atomically: a temporary file beside the target, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Write ``text`` ending in a newline, atomically (:func:`model.atomic.write_text_atomic`)."""
+    from model.atomic import write_text_atomic
+
+    write_text_atomic(path, text if text.endswith("\n") else text + "\n")
 
 
 class _Progress:
@@ -239,6 +266,10 @@ class _Progress:
     def close(self) -> None:
         """Finish the bar."""
         self.bar.close()
+
+    def note(self, text: str) -> None:
+        """Say something on stderr above the bar (a stored replication run again, say)."""
+        self.bar.write(text, file=sys.stderr)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -360,10 +391,27 @@ def _run_options(func: F) -> F:
                      help="The compiled transition table (fast) or the transitions machine."),
         click.option("--no-event-log", is_flag=True, help="Do not write Parquet event logs."),
         click.option("--no-report", is_flag=True, help="Write tables only, no HTML report."),
+        click.option("--force", is_flag=True,
+                     help="If --out holds other files, or the results of a different "
+                          "experiment, move them aside into a .replaced-DATE folder inside "
+                          "it (nothing is deleted) instead of stopping."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _claim(out: Path, kind: str, identity: Any, force: bool) -> None:
+    """Claim ``out`` for a command's results before anything is written (exit 2 if not).
+
+    See :func:`simulations.folders.claim_folder`: an empty or missing folder, or one holding
+    the same experiment, is used; anything else is refused unless ``force`` moves it aside.
+    """
+    from simulations.folders import claim_folder
+
+    moved = claim_folder(out, kind, identity, force)  # type: ignore[arg-type]
+    if moved is not None:
+        click.echo(f"moved the old contents of {out} aside to {moved}", err=True)
 
 
 def _settings(sc: Any, replications: int | None, seed: int | None, horizon_days: int | None,
@@ -407,9 +455,9 @@ def _workers(workers: int | None) -> int:
 @_simulation_errors
 def run(scenario: str, replications: int | None, seed: int | None, workers: int | None,
         dask: str | None, horizon_days: int | None, warm_up_days: int | None, machine: str,
-        no_event_log: bool, no_report: bool, out: Path | None, precision: float | None,
-        max_replications: int, start_from: Path | None, data_format: str,
-        as_of: Any) -> None:
+        no_event_log: bool, no_report: bool, force: bool, out: Path | None,
+        precision: float | None, max_replications: int, start_from: Path | None,
+        data_format: str, as_of: Any) -> None:
     """Simulate SCENARIO (a shipped name or a path) and write a results folder.
 
     Shows a progress bar, prints the KPI summary, and writes run metadata, the event log
@@ -417,6 +465,7 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
     finished replication; the same command picks up where it stopped.
     """
     from simulations.experiments import run_to_precision
+    from simulations.folders import run_identity
     from simulations.kpi import headline_summary
     from simulations.runner import run_scenario
     from simulations.scenario import load_scenario
@@ -428,6 +477,7 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
         settings = _snapshot_settings(sc, settings, start_from, data_format, as_of,
                                       warm_up_days)
     target = out or Path("out") / sc.name
+    _claim(target, "run", run_identity(sc, settings), force)
     if start_from is not None:
         _write_snapshot_listing(sc, settings, target)
     horizon = float(settings.horizon_days)
@@ -437,7 +487,8 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
         if precision is None:
             result = run_scenario(sc, settings, target, _workers(workers),
                                   lambda rep, days: bar.days(rep, days, horizon),
-                                  lambda rep, reused: bar.done(rep, reused, horizon), dask)
+                                  lambda rep, reused: bar.done(rep, reused, horizon), dask,
+                                  bar.note)
             note = ""
         else:
             def batch(n: int, kpi: str, width: float) -> None:
@@ -447,7 +498,7 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
             reached = run_to_precision(
                 sc, settings, target, precision, max_replications, _workers(workers), dask,
                 lambda rep, days: bar.days(rep, days, horizon),
-                lambda rep, reused: bar.done(rep, reused, horizon), batch)
+                lambda rep, reused: bar.done(rep, reused, horizon), batch, bar.note)
             result = reached.run
             kpi, width = reached.widest
             note = (f"\nprecision {precision:g}: "
@@ -493,7 +544,8 @@ def _write_snapshot_listing(sc: Any, settings: Any, target: Path) -> None:
     import io
     from collections import Counter
 
-    from simulations.runner import snapshot_for, write_atomic
+    from model.atomic import write_text_atomic
+    from simulations.runner import snapshot_for
 
     snap = snapshot_for(sc, settings)
     stages = Counter(h.final.split(" + ")[0].split(".")[0] for h in snap.open_cases)
@@ -508,7 +560,7 @@ def _write_snapshot_listing(sc: Any, settings: Any, target: Path) -> None:
     for child, why in snap.unreachable:
         w.writerow([child, "not reachable", why])
         click.echo(f"  not reachable: {child}: {why}")
-    write_atomic(target / "start-from.csv", buf.getvalue())
+    write_text_atomic(target / "start-from.csv", buf.getvalue())
 
 
 @main.command()
@@ -521,7 +573,8 @@ def _write_snapshot_listing(sc: Any, settings: Any, target: Path) -> None:
 @_simulation_errors
 def compare(a: str, b: str, replications: int | None, seed: int | None, workers: int | None,
             dask: str | None, horizon_days: int | None, warm_up_days: int | None,
-            machine: str, no_event_log: bool, no_report: bool, out: Path | None) -> None:
+            machine: str, no_event_log: bool, no_report: bool, force: bool,
+            out: Path | None) -> None:
     """What does a change do? Run A and B with the same seed and compare every KPI.
 
     A and B are scenarios or procedures (a procedure runs on the baseline scenario). Both
@@ -534,7 +587,7 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     from model.errors import InputError
     from model.trace import check_encoding
     from simulations.experiments import compare as run_compare
-    from simulations.experiments import resolve_subject, subject_name
+    from simulations.experiments import compare_identity, resolve_subject, subject_name
 
     problems = []
     subjects = []
@@ -549,6 +602,8 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     settings = _settings(sa, replications, seed, horizon_days, warm_up_days, machine,
                          no_event_log)
     name_a, name_b = subject_name(sa), subject_name(sb)
+    target = out or Path("out") / "compare" / f"{name_a}-vs-{name_b}"
+    _claim(target, "compare", compare_identity(sa, sb, settings), force)
     checks = [(name, check_procedure(s.procedure).with_check("encoding",
                                                              check_encoding(s.procedure)))
               for name, s in ((name_a, sa), (name_b, sb))]
@@ -560,13 +615,12 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     click.echo(f"\nstructural diff ({name_a} -> {name_b}):")
     click.echo("\n".join("  " + line for line in
                           format_diff(diff_procedures(sa.procedure, sb.procedure)).splitlines()))
-    target = out or Path("out") / "compare" / f"{name_a}-vs-{name_b}"
     horizon = float(settings.horizon_days)
     bar = _Progress(2 * settings.replications * horizon, f"{name_a} vs {name_b}")
     try:
         result = run_compare(sa, sb, settings, target, _workers(workers), dask,
                              lambda job, days: bar.days(job, days, horizon),
-                             lambda job, reused: bar.done(job, reused, horizon))
+                             lambda job, reused: bar.done(job, reused, horizon), bar.note)
     finally:
         bar.close()
     if bar.reused:
@@ -614,7 +668,7 @@ def _value(unit: str, x: float, signed: bool = False) -> str:
 def sweep(scenario: str, varies: tuple[str, ...], target: str | None, confidence: float,
           replications: int | None, seed: int | None, workers: int | None, dask: str | None,
           horizon_days: int | None, warm_up_days: int | None, machine: str,
-          no_event_log: bool, no_report: bool, out: Path | None) -> None:
+          no_event_log: bool, no_report: bool, force: bool, out: Path | None) -> None:
     """How many staff? Run SCENARIO over a grid of values and find what meets a target.
 
     Writes a tidy table (one row per grid point and replication), capacity curves, and with
@@ -622,7 +676,7 @@ def sweep(scenario: str, varies: tuple[str, ...], target: str | None, confidence
     confidence, stated in one sentence.
     """
     from model.errors import InputError
-    from simulations.experiments import parse_target, parse_vary
+    from simulations.experiments import parse_target, parse_vary, sweep_identity
     from simulations.experiments import sweep as run_sweep
     from simulations.kpi import kpi_ids
     from simulations.scenario import load_scenario
@@ -647,6 +701,7 @@ def sweep(scenario: str, varies: tuple[str, ...], target: str | None, confidence
     settings = _settings(sc, replications, seed, horizon_days, warm_up_days, machine,
                          no_event_log)
     target_dir = out or Path("out") / "sweep" / sc.name
+    _claim(target_dir, "sweep", sweep_identity(sc, parsed, settings), force)
     points = 1
     for v in parsed:
         points *= len(v.values)
@@ -657,7 +712,7 @@ def sweep(scenario: str, varies: tuple[str, ...], target: str | None, confidence
         result = run_sweep(sc, parsed, settings, target_dir, goal, confidence,
                            _workers(workers), dask,
                            lambda job, days: bar.days(job, days, horizon),
-                           lambda job, reused: bar.done(job, reused, horizon))
+                           lambda job, reused: bar.done(job, reused, horizon), bar.note)
     finally:
         bar.close()
     if bar.reused:
@@ -745,7 +800,8 @@ def _scale_of(sc: Any, scale: float | None) -> float:
 def validate_cmd(subject: str, table: Path, scale: float | None, year_end: tuple[int, int],
                  replications: int | None, seed: int | None, workers: int | None,
                  dask: str | None, horizon_days: int | None, warm_up_days: int | None,
-                 machine: str, no_event_log: bool, no_report: bool, out: Path | None) -> None:
+                 machine: str, no_event_log: bool, no_report: bool, force: bool,
+                 out: Path | None) -> None:
     """Compare SUBJECT (a scenario, or a results folder) with a published table.
 
     Runs the scenario (reusing finished replications) or reads the results folder,
@@ -763,6 +819,7 @@ def validate_cmd(subject: str, table: Path, scale: float | None, year_end: tuple
     if (folder / "metadata.json").is_file():
         target = folder
     else:
+        from simulations.folders import run_identity
         from simulations.runner import run_scenario
         from simulations.scenario import load_scenario
 
@@ -772,12 +829,13 @@ def validate_cmd(subject: str, table: Path, scale: float | None, year_end: tuple
         settings = _settings(sc, replications, seed, horizon_days, warm_up_days, machine,
                              False)
         target = out or Path("out") / sc.name
+        _claim(target, "run", run_identity(sc, settings), force)
         horizon = float(settings.horizon_days)
         bar = _Progress(settings.replications * horizon, sc.name)
         try:
             run_scenario(sc, settings, target, _workers(workers),
                          lambda rep, days: bar.days(rep, days, horizon),
-                         lambda rep, reused: bar.done(rep, reused, horizon), dask)
+                         lambda rep, reused: bar.done(rep, reused, horizon), dask, bar.note)
         finally:
             bar.close()
         if not no_report:
@@ -814,7 +872,8 @@ def fit_cmd(scenario: str, table: Path, frees: tuple[str, ...], rows: tuple[str,
             scale: float | None, year_end: tuple[int, int], max_evaluations: int,
             replications: int | None, seed: int | None, workers: int | None,
             dask: str | None, horizon_days: int | None, warm_up_days: int | None,
-            machine: str, no_event_log: bool, no_report: bool, out: Path | None) -> None:
+            machine: str, no_event_log: bool, no_report: bool, force: bool,
+            out: Path | None) -> None:
     """Fit SCENARIO's free parameters to published rows by simulation.
 
     Each candidate runs from the same seed (common random numbers); Nelder-Mead minimises
@@ -824,9 +883,9 @@ def fit_cmd(scenario: str, table: Path, frees: tuple[str, ...], rows: tuple[str,
     """
     import json
 
+    from model.atomic import write_text_atomic
     from reports.validate import write_validation
-    from simulations.fit import fit, fit_csv, format_fit, parse_free, select_rows
-    from simulations.runner import write_atomic
+    from simulations.fit import fit, fit_csv, fit_identity, format_fit, parse_free, select_rows
     from simulations.scenario import load_scenario
     from simulations.validate import format_validation, read_published
 
@@ -840,6 +899,8 @@ def fit_cmd(scenario: str, table: Path, frees: tuple[str, ...], rows: tuple[str,
     settings = _settings(sc, replications, seed, horizon_days, warm_up_days, machine, False)
     target = out or Path("out") / f"fit-{sc.name}"
     factor = _scale_of(sc, scale)
+    _claim(target, "fit", fit_identity(sc, free, published, fitted, settings, factor,
+                                       year_end, max_evaluations), force)
 
     def said(evaluation: Any, n: int) -> None:
         values = ", ".join(f"{v:.4f}" for v in evaluation.values)
@@ -850,8 +911,8 @@ def fit_cmd(scenario: str, table: Path, frees: tuple[str, ...], rows: tuple[str,
     click.echo(format_fit(result))
     click.echo("\nafter fitting (rows not fitted are held out):")
     click.echo(format_validation(result.best.validation))
-    write_atomic(target / "fit.csv", fit_csv(result))
-    write_atomic(target / "fit.json", json.dumps({
+    write_text_atomic(target / "fit.csv", fit_csv(result))
+    write_text_atomic(target / "fit.json", json.dumps({
         "scenario": str(sc.path), "seed": settings.seed,
         "replications": settings.replications, "table": str(table),
         "fitted_rows": [f"{p.measure}@{p.year_end.year}" for p in result.fitted],
@@ -888,10 +949,10 @@ def conform_cmd(data: Path, procedure_ref: str, fmt: str, as_of: Any, key_file: 
     """
     import os
 
+    from model.atomic import write_text_atomic
     from model.loader import load_procedure
     from simulations.conform import conform, findings_csv, pseudonymiser_from, summary_lines
     from simulations.kpi import kpis_csv, kpis_markdown
-    from simulations.runner import write_atomic
 
     procedure = load_procedure(procedure_ref)
     key = key_file.read_bytes().strip() if key_file else (
@@ -899,11 +960,11 @@ def conform_cmd(data: Path, procedure_ref: str, fmt: str, as_of: Any, key_file: 
     result = conform(data, procedure, pseudonymiser_from(key), fmt,  # type: ignore[arg-type]
                      as_of.date() if as_of else None)
     target = out or Path("out") / "conform" / data.stem
-    write_atomic(target / "findings.csv", findings_csv(result))
-    write_atomic(target / "kpis.csv", kpis_csv(result.kpis))
-    write_atomic(target / "kpis.md", f"# KPIs from {data.name} (pseudonymised)\n\n"
-                 + "\n".join(summary_lines(result)) + "\n\n"
-                 + kpis_markdown(result.kpis, ("deadline", "flow", "plans")))
+    write_text_atomic(target / "findings.csv", findings_csv(result))
+    write_text_atomic(target / "kpis.csv", kpis_csv(result.kpis))
+    write_text_atomic(target / "kpis.md", f"# KPIs from {data.name} (pseudonymised)\n\n"
+                      + "\n".join(summary_lines(result)) + "\n\n"
+                      + kpis_markdown(result.kpis, ("deadline", "flow", "plans")))
     for line in summary_lines(result):
         click.echo(line)
     for f in result.findings[:20]:
@@ -940,12 +1001,12 @@ def calibrate_cmd(data: Path, procedure_ref: str, out: Path, base: str, fmt: str
     """
     import secrets
 
+    from model.atomic import write_text_atomic
     from model.errors import InputError, Problem
     from model.loader import load_procedure, resolve_procedure_path
     from simulations.calibrate import calibrate, scenario_yaml
     from simulations.casedata import Pseudonymiser
     from simulations.conform import conform
-    from simulations.runner import write_atomic
     from simulations.scenario import load_scenario
 
     base_scenario = load_scenario(base)
@@ -963,7 +1024,7 @@ def calibrate_cmd(data: Path, procedure_ref: str, out: Path, base: str, fmt: str
         raise InputError([Problem(str(data), None, "", "no child's events all conform to "
                                   "the procedure: nothing to estimate from")])
     cal = calibrate(result, data, base_scenario)
-    write_atomic(out, scenario_yaml(cal, base_scenario, out.stem))
+    write_text_atomic(out, scenario_yaml(cal, base_scenario, out.stem))
     click.echo(f"estimated from {cal.children} conformant children ({result.children} in "
                f"the data), {cal.days} days")
     for note in cal.kept:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from model.atomic import write_text_atomic
 from model.errors import InputError, Problem
 from model.loader import load_procedure
 from model.spec import Procedure
@@ -35,14 +36,6 @@ from model.walk import (
 def use_colour() -> bool:
     """ANSI colour only on a terminal, and never when ``NO_COLOR`` is set."""
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a file atomically: a temporary file beside it, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _facts_option(text: str | None) -> dict[str, bool] | None:
@@ -103,7 +96,7 @@ def interactive(session: WalkSession, save_to: Path | None = None,
         if result.save is not None:
             target, transcript = result.save
             try:
-                write_text(Path(target), transcript)
+                write_text_atomic(Path(target), transcript)
             except OSError as exc:
                 click.echo(f"could not save to {target}: {exc.strerror or exc}")
             else:
@@ -112,7 +105,7 @@ def interactive(session: WalkSession, save_to: Path | None = None,
         if result.status == "quit":
             break
     if save_to is not None:
-        write_text(save_to, session.transcript())
+        write_text_atomic(save_to, session.transcript())
         click.echo(f"saved the walk ({_commands(session)}) to {save_to}")
     return code
 
@@ -152,7 +145,7 @@ def walk_command(procedure_ref: str, start_date: date | None, facts_text: str | 
             click.echo()
         click.echo(render_replay(run, colour))
     if save is not None:
-        write_text(save, replays[-1].session.transcript())
+        write_text_atomic(save, replays[-1].session.transcript())
         click.echo(f"saved the walk to {save}")
     return 0 if all(r.ok for r in replays) else 1
 
@@ -177,10 +170,10 @@ def paths_command(procedure_ref: str, cover: str, out: Path | None) -> int:
     for old in sorted(target.glob("walk-[0-9][0-9].txt")):
         old.unlink()
     for walk in plan.walks:
-        write_text(target / walk.file_name, walk.transcript)
-    write_text(target / "index.txt",
-               summary + "\n\nReplay one with:  cpsim walk "
-               f"{procedure.id} --replay walk-01.txt\n")
+        write_text_atomic(target / walk.file_name, walk.transcript)
+    write_text_atomic(target / "index.txt",
+                      summary + "\n\nReplay one with:  cpsim walk "
+                      f"{procedure.id} --replay walk-01.txt\n")
     click.echo(summary)
     click.echo(f"wrote {len(plan.walks)} walkthrough transcripts and index.txt to {target}")
     return 1 if plan.uncovered else 0

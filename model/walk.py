@@ -37,6 +37,7 @@ from model.graph import Config, active_states, describe, is_terminal
 from model.guards import FACTS, GUARDS
 from model.rules import load_rules
 from model.spec import Procedure, Transition
+from model.timescales import CALENDAR_FIRST, CALENDAR_LAST
 from model.types import RuleId, SimHours, StateId, TriggerId
 
 DEFAULT_START = date(2025, 4, 1)
@@ -62,6 +63,12 @@ _STEP = re.compile(
 )
 _STUCK = re.compile(r"^\s*stuck:\s+nothing leads on from\s+(\S.*?)\s*$")
 _AT = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}):(\d{2}))?$")
+
+_CALENDAR_DAYS = (CALENDAR_LAST - CALENDAR_FIRST).days + 1
+_LONGEST_ADVANCE = {"hours": 24 * _CALENDAR_DAYS, "days": _CALENDAR_DAYS,
+                    "working_days": _CALENDAR_DAYS,
+                    "months": 12 * (CALENDAR_LAST.year - CALENDAR_FIRST.year + 1)}
+"""No clock move may be longer than the whole calendar (bank holidays 2000 to 2050)."""
 
 HELP = """\
 Commands (type one and press Enter):
@@ -195,6 +202,8 @@ def _parse_advance(text: str, rest: str) -> Command:
             until = datetime.combine(day, time(hour, minute))
         except ValueError as exc:
             raise CommandError(f"cannot read {target!r} as a date: {exc}") from None
+        if day > CALENDAR_LAST:
+            raise CommandError(_past_the_calendar(f"to {target}"))
         return Command("advance", text, until=until)
     try:
         duration = parse_duration_text(rest)
@@ -202,7 +211,20 @@ def _parse_advance(text: str, rest: str) -> Command:
         raise CommandError(str(exc)) from None
     if duration.value <= 0:
         raise CommandError("advance by a positive amount")
-    return Command("advance", text, duration=" ".join(rest.lower().split()))
+    amount = " ".join(rest.lower().split())
+    if duration.value > _LONGEST_ADVANCE[duration.unit]:
+        raise CommandError(_past_the_calendar(amount))
+    return Command("advance", text, duration=amount)
+
+
+def _past_the_calendar(amount: str) -> str:
+    """Why a clock move is refused: it would leave the calendar.
+
+    >>> _past_the_calendar("99999 days")
+    'cannot advance 99999 days: the calendar (its bank holidays) covers 2000-01-01 to 2050-12-31'
+    """
+    return (f"cannot advance {amount}: the calendar (its bank holidays) covers "
+            f"{CALENDAR_FIRST.isoformat()} to {CALENDAR_LAST.isoformat()}")
 
 
 def parse_command(text: str) -> Command:
@@ -804,7 +826,15 @@ class WalkSession:
                     "moves forward (use undo to go back)", "alert")])
         else:
             assert command.duration is not None
-            until = self._after(self.now, command.duration)
+            try:
+                until = self._after(self.now, command.duration)
+                beyond = self._dt(until).date() > CALENDAR_LAST
+            except (OverflowError, ValueError):  # past the year 9999
+                beyond = True
+            if beyond:
+                return self._result(command.text, "invalid", [Note(
+                    _past_the_calendar(command.duration) + f"; the clock is at "
+                    f"{_fmt_time(self._dt(self.now))}", "alert")])
         before = self.now
         self._effects.append(_Effect("advance", until=until))
         self._perform(self._effects[-1])

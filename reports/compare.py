@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from model.atomic import write_bytes_atomic
 from model.check import CheckReport, Finding, check_procedure
 from model.diff import diff_procedures, diff_rows
 from model.graph import describe
@@ -39,7 +40,6 @@ from reports.report import (
     format_value,
     group_order,
     template_environment,
-    write_atomic,
 )
 from simulations.experiments import Comparison, KpiDiff, load_comparison
 from simulations.kpi import Kpi
@@ -629,7 +629,7 @@ def build_compare_report(out: Path, target: float = 0.95) -> Path:
     figures = draw_compare_figures(comparison, target)
     html = render_compare_report(comparison, figures, checks, changed)
     for figure in figures:
-        write_atomic(out / "figures" / f"{figure.name}.png", figure.png)
+        write_bytes_atomic(out / "figures" / f"{figure.name}.png", figure.png)
     path = out / "report.html"
-    write_atomic(path, html.encode("utf-8"))
+    write_bytes_atomic(path, html.encode("utf-8"))
     return path

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch, PathPatch, Polygon
 from matplotlib.path import Path as MplPath
 
+from model.atomic import PendingFile
 from model.diagram import Arrow, Box, Diagram, build_diagram
 from model.spec import Procedure
 
@@ -1182,9 +1182,9 @@ def render_diagram(proc: Procedure, target: Path, fmt: Literal["png", "svg"],
                    stage: str | None) -> None:
     """Draw a procedure, or one stage, to a PNG or SVG file, with matplotlib only.
 
-    The file is written atomically: drawn to a hidden temporary file in the same folder,
-    then renamed over ``target``, so a reader never sees half a picture and a failure
-    leaves nothing behind. Missing folders are created.
+    The file is written atomically (:class:`model.atomic.PendingFile`): drawn to a hidden
+    temporary file in the same folder, then renamed over ``target``, so a reader never
+    sees half a picture and a failure leaves nothing behind. Missing folders are created.
 
     Args:
         proc: The procedure.
@@ -1195,18 +1195,13 @@ def render_diagram(proc: Procedure, target: Path, fmt: Literal["png", "svg"],
     Raises:
         InputError: when ``stage`` names no state of the procedure (nothing is written).
         ValueError: when ``fmt`` is neither ``png`` nor ``svg``.
+        model.atomic.WriteFailed: when ``target`` cannot be written.
     """
     if fmt not in DPI:
         raise ValueError(f"unsupported diagram format: {fmt!r}")
     fig = draw_diagram(proc, stage)
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
     metadata: dict[str, str | None] = {"Title": proc.title}
     if fmt == "svg":
         metadata["Date"] = None  # the same procedure always gives the same file
-    try:
-        fig.savefig(tmp, format=fmt, dpi=DPI[fmt], metadata=metadata)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with PendingFile(target) as pending:
+        fig.savefig(pending.path, format=fmt, dpi=DPI[fmt], metadata=metadata)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import html
 import itertools
 import json
-import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
@@ -63,6 +62,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.text import Text
 
+from model.atomic import write_text_atomic
 from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure, top_level_states
 from model.diagram import Box, Diagram, build_diagram
@@ -716,11 +716,5 @@ def build_explorer(procedure: Procedure, out: Path, start: date | None = None) -
     """
     text = render_explorer(procedure, start)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(out, text)
     return out

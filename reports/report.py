@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import jinja2
 import matplotlib
 
+from model.atomic import write_bytes_atomic
 from model.spec import Procedure
 from reports import figures as fg
 from reports.diagram import render_diagram
@@ -326,17 +326,6 @@ def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_n
     return template_environment().get_template("report.html").render(**context)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` under a hidden name, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def build_report(out: Path, target: float = 0.95) -> Path:
     """Build ``report.html`` and ``figures/*.png`` for the results folder ``out``.
 
@@ -357,7 +346,7 @@ def build_report(out: Path, target: float = 0.95) -> Path:
     diagram, diagram_note = procedure_diagram(results.scenario.procedure)
     html = render_report(results, figures, figure_note, diagram, diagram_note)
     for figure in figures:
-        write_atomic(out / "figures" / f"{figure.name}.png", figure.png)
+        write_bytes_atomic(out / "figures" / f"{figure.name}.png", figure.png)
     path = out / "report.html"
-    write_atomic(path, html.encode("utf-8"))
+    write_bytes_atomic(path, html.encode("utf-8"))
     return path

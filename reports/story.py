@@ -37,7 +37,6 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import pyarrow.parquet as pq
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 from matplotlib.dates import date2num
@@ -45,6 +44,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from model.atomic import write_bytes_atomic
 from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure, FireResult, IllegalMove, RunningDeadline
 from model.errors import InputError, Problem
@@ -53,7 +53,8 @@ from model.guards import EXHAUSTIVE_GROUPS, FACTS, GUARDS, GuardContext, evaluat
 from model.spec import Deadline, EventRef, Procedure
 from model.types import Duration, DurationUnit, GuardId, SimHours
 from reports import figures as fg
-from reports.report import template_environment, write_atomic
+from reports.report import template_environment
+from simulations.eventlog import read_events
 from simulations.results import RunResults, read_results
 
 Pick = Literal["longest", "breached", "escalated"]
@@ -293,15 +294,23 @@ def event_log(results: RunResults, replication: int | None) -> tuple[int, Path]:
 
 
 def read_case(path: Path, case_id: str) -> list[LogRow]:
-    """The rows of one case, in the order the run wrote them."""
-    table = pq.read_table(path, filters=[("case_id", "=", case_id)])
+    """The rows of one case, in the order the run wrote them.
+
+    Raises:
+        InputError: the event log is cut short or damaged.
+    """
+    table = read_events(path, filters=[("case_id", "=", case_id)])
     return [_row(r) for r in table.to_pylist()]
 
 
 def read_all_cases(path: Path) -> dict[str, list[LogRow]]:
-    """Every case's rows, by case id, each in the order the run wrote them."""
+    """Every case's rows, by case id, each in the order the run wrote them.
+
+    Raises:
+        InputError: the event log is cut short or damaged.
+    """
     out: dict[str, list[LogRow]] = {}
-    for raw in pq.read_table(path).to_pylist():
+    for raw in read_events(path).to_pylist():
         out.setdefault(str(raw["case_id"]), []).append(_row(raw))
     return out
 
@@ -895,7 +904,7 @@ def build_story(results: RunResults, case_id: str | None = None, pick: Pick | No
         rows = read_case(path, case_id)
         note = ""
         if not rows:
-            ids = pq.read_table(path, columns=["case_id"]).column("case_id").unique()
+            ids = read_events(path, columns=["case_id"]).column("case_id").unique()
             hint = closest_ids(case_id, (str(i) for i in ids.to_pylist()))
             raise InputError([Problem(
                 str(path), None, "--case",
@@ -1205,8 +1214,8 @@ def write_story(results_dir: Path, case_id: str | None = None, pick: Pick | None
         progress: Told what is being done, for slow steps (replaying every case).
 
     Raises:
-        InputError: not a results folder, no event log, unknown case, nothing to pick
-            (nothing is written).
+        InputError: not a results folder, no event log, a damaged event log, unknown
+            case, nothing to pick (nothing is written).
     """
     results = read_results(Path(results_dir))
     if progress is not None and pick == "breached":
@@ -1218,8 +1227,8 @@ def write_story(results_dir: Path, case_id: str | None = None, pick: Pick | None
     folder = Path(results_dir) / "stories"
     html_path = folder / f"{story.slug}.html"
     md_path = folder / f"{story.slug}.md"
-    write_atomic(md_path, text.encode("utf-8"))
-    write_atomic(html_path, html.encode("utf-8"))
+    write_bytes_atomic(md_path, text.encode("utf-8"))
+    write_bytes_atomic(html_path, html.encode("utf-8"))
     return StoryFiles(story, text, html_path, md_path)
 
 

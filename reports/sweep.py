@@ -29,13 +29,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from model.atomic import write_bytes_atomic
 from reports import figures as fg
 from reports.report import (
     ReportFigure,
     flatten,
     format_value,
     template_environment,
-    write_atomic,
 )
 from simulations.experiments import Answer, Sweep, SweepPoint, Target, load_sweep
 from simulations.kpi import Kpi
@@ -435,7 +435,7 @@ def build_sweep_report(out: Path) -> Path:
     figures = draw_sweep_figures(s)
     html = render_sweep_report(s, figures)
     for figure in figures:
-        write_atomic(out / "figures" / f"{figure.name}.png", figure.png)
+        write_bytes_atomic(out / "figures" / f"{figure.name}.png", figure.png)
     path = out / "report.html"
-    write_atomic(path, html.encode("utf-8"))
+    write_bytes_atomic(path, html.encode("utf-8"))
     return path

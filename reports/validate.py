@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from model.atomic import write_bytes_atomic
 from reports import figures as fg
-from reports.report import ReportFigure, template_environment, write_atomic
+from reports.report import ReportFigure, template_environment
 from simulations.validate import (
     BANDS,
     ICPC_BINS,
@@ -99,8 +100,8 @@ def write_validation(v: Validation, out: Path, steady: Sequence[str] = ()) -> Pa
     figures = validation_figures(v)
     page = render_validation(v, figures, steady)
     for f in figures:
-        write_atomic(out / "figures" / f"{f.name}.png", f.png)
-    write_atomic(out / "validation.csv", validation_csv(v).encode("utf-8"))
+        write_bytes_atomic(out / "figures" / f"{f.name}.png", f.png)
+    write_bytes_atomic(out / "validation.csv", validation_csv(v).encode("utf-8"))
     target = out / "validation.html"
-    write_atomic(target, page.encode("utf-8"))
+    write_bytes_atomic(target, page.encode("utf-8"))
     return target

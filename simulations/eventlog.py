@@ -1,12 +1,14 @@
 """The event log: one row per transition, streamed to Parquet in batches.
 
 Rows are buffered in columns and written as row groups, so a national run never holds its
-whole log in memory. The file is written under a temporary name and renamed when complete:
-a reader never sees half a log.
+whole log in memory. The file is written under a unique temporary name
+(``.<name>.<pid>.<random>.partial``, :class:`model.atomic.PendingFile`) and renamed when
+complete: a reader never sees half a log, and two writers of one log never collide.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,7 +17,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from model.atomic import PendingFile
 from model.compiler import Step
+from model.errors import InputError, Problem
 from model.graph import Config
 from model.types import SimHours
 
@@ -38,7 +42,8 @@ class EventLogWriter:
     """An observer that streams every step of one replication to a Parquet file.
 
     Args:
-        path: The final file; data goes to ``.<name>.partial`` until :meth:`close`.
+        path: The final file; data goes to a unique ``.<name>.<pid>.<random>.partial``
+            beside it until :meth:`close`.
         replication: The replication number written on every row.
         start: The calendar date of simulation hour 0.
         batch_rows: Rows buffered before a row group is written.
@@ -48,14 +53,18 @@ class EventLogWriter:
                  batch_rows: int = 50_000) -> None:
         """Open the partial file for writing."""
         self.path = path
-        self.partial = path.with_name(f".{path.name}.partial")
+        self._pending = PendingFile(path, suffix=".partial")
+        self.partial = self._pending.path
         self.replication = replication
         self.start = start
         self.batch_rows = batch_rows
         self.rows = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            self.partial, SCHEMA, compression="zstd")
+        try:
+            self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+                self.partial, SCHEMA, compression="zstd")
+        except BaseException:
+            self._pending.abort()
+            raise
         self._cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
 
     def case_started(self, case_id: str, time: SimHours, config: Config,
@@ -101,21 +110,47 @@ class EventLogWriter:
         self._cols = {name: [] for name in SCHEMA.names}
 
     def close(self) -> None:
-        """Write what is buffered, close, and move the file into place."""
-        self._flush()
-        if self._writer is not None:
+        """Write what is buffered, close, and move the file into place (synced).
+
+        On any failure the partial file is dropped and the exception goes on.
+        """
+        if self._writer is None:
+            return
+        try:
+            self._flush()
             self._writer.close()
             self._writer = None
-            self.partial.replace(self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._pending.commit()
 
     def abort(self) -> None:
-        """Drop the partial file (the replication did not finish)."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self.partial.unlink(missing_ok=True)
+        """Drop the partial file (the replication did not finish).
+
+        Called while another exception is on its way, so closing the writer cannot fail.
+        """
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        self._pending.abort()
 
 
-def read_events(path: Path) -> pa.Table:
-    """Read a whole event log (for reports and stories on modest runs)."""
-    return pq.read_table(path)
+def read_events(path: Path, columns: list[str] | None = None,
+                filters: list[tuple[str, str, Any]] | None = None) -> pa.Table:
+    """Read an event log (optionally some columns, or the rows ``filters`` select).
+
+    Raises:
+        InputError: the file is missing, cut short or otherwise damaged (named, with
+            what to do about it).
+    """
+    try:
+        return pq.read_table(path, columns=columns, filters=filters)
+    except (pa.ArrowException, OSError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError([Problem(
+            str(path), None, "", "cannot read this event log: it is cut short or damaged "
+            f"({reason}); delete it, and `cpsim run` with the same options redoes that "
+            "replication")]
+                         ) from None

@@ -16,24 +16,26 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from model.atomic import write_text_atomic
 from model.errors import InputError, Problem, did_you_mean
 from model.loader import BUILTIN_DIR, available_procedures, resolve_procedure_path
 from model.yamlsrc import LMap, load_yaml_text
+from simulations.folders import run_identity, write_marker
 from simulations.kpi import Kpi, compute_kpis
 from simulations.runner import (
     Job,
     RunResult,
     RunSettings,
+    check_folder,
     execute,
     finish_folder,
     jobs_for,
     prepare_folder,
     run_scenario,
-    write_atomic,
 )
 from simulations.scenario import (
     SCENARIO_DIR,
@@ -148,22 +150,35 @@ def kpi_diffs(a: Sequence[Kpi], b: Sequence[Kpi]) -> list[KpiDiff]:
     return out
 
 
+def compare_identity(a: Scenario, b: Scenario, settings: RunSettings) -> dict[str, Any]:
+    """The experiment a comparison folder holds: A's and B's (same settings)."""
+    return {"a": run_identity(a, settings), "b": run_identity(b, settings)}
+
+
 def compare(a: Scenario, b: Scenario, settings: RunSettings, out: Path, workers: int = 1,
             dask: str | None = None,
             progress: Callable[[Job, float], None] | None = None,
-            on_done: Callable[[Job, bool], None] | None = None) -> Comparison:
-    """Run A and B with the same seed and replications; write both folders and the diff."""
+            on_done: Callable[[Job, bool], None] | None = None,
+            on_note: Callable[[str], None] | None = None) -> Comparison:
+    """Run A and B with the same seed and replications; write both folders and the diff.
+
+    Raises:
+        InputError: ``out/a`` or ``out/b`` holds a different experiment (nothing written).
+    """
     a_name, b_name = subject_name(a), subject_name(b)
     if a_name == b_name:
         a_name, b_name = f"A:{a_name}", f"B:{b_name}"
     folders = {"a": out / "a", "b": out / "b"}
     scenarios = {"a": a, "b": b}
+    for side, sc in scenarios.items():
+        check_folder(sc, settings, folders[side])
+    write_marker(out, "compare", compare_identity(a, b, settings))
     jobs: dict[Job, Scenario] = {}
     for side, sc in scenarios.items():
         prepare_folder(sc, settings, folders[side])
         for job in jobs_for(sc, settings, folders[side]):
             jobs[job] = sc
-    records = execute(list(jobs), jobs, workers, dask, progress, on_done)
+    records = execute(list(jobs), jobs, workers, dask, progress, on_done, on_note)
     runs = {}
     for side, sc in scenarios.items():
         mine = [r for j, r in records.items() if Path(j.out) == folders[side]]
@@ -172,8 +187,8 @@ def compare(a: Scenario, b: Scenario, settings: RunSettings, out: Path, workers:
     diffs = kpi_diffs(runs["a"].kpis, runs["b"].kpis)
     comparison = Comparison(a, b, a_name, b_name, runs["a"], runs["b"], tuple(diffs),
                             settings, out)
-    write_atomic(out / "comparison.csv", comparison_csv(comparison))
-    write_atomic(out / "comparison.json", json.dumps({
+    write_text_atomic(out / "comparison.csv", comparison_csv(comparison))
+    write_text_atomic(out / "comparison.json", json.dumps({
         "a": {"name": a_name, "folder": "a", "scenario": str(a.path),
               "overrides": dict(a.overrides)},
         "b": {"name": b_name, "folder": "b", "scenario": str(b.path),
@@ -412,15 +427,26 @@ def _slug(values: Sequence[tuple[str, float]]) -> str:
     return ",".join(f"{p.rsplit('.', 1)[-1]}={v:g}" for p, v in values)
 
 
+def sweep_identity(scenario: Scenario, varies: Sequence[Vary],
+                   settings: RunSettings) -> dict[str, Any]:
+    """The experiment a sweep folder holds: the base scenario's run and the grid."""
+    return {"base": run_identity(scenario, settings),
+            "vary": [{"path": v.path, "values": list(v.values)} for v in varies]}
+
+
 def sweep(scenario: Scenario, varies: Sequence[Vary], settings: RunSettings, out: Path,
           target: Target | None = None, confidence: float = 0.9, workers: int = 1,
           dask: str | None = None,
           progress: Callable[[Job, float], None] | None = None,
-          on_done: Callable[[Job, bool], None] | None = None) -> Sweep:
+          on_done: Callable[[Job, bool], None] | None = None,
+          on_note: Callable[[str], None] | None = None) -> Sweep:
     """Run every grid point (the product of the varied values) and answer the target.
 
     Every point is an ordinary results folder under ``out/points/``; all replications of
     all points run as one pool of jobs, each stored as it finishes.
+
+    Raises:
+        InputError: a point's folder holds a different experiment (nothing written).
     """
     grid = list(itertools.product(*[[(v.path, x) for x in v.values] for v in varies]))
     jobs: dict[Job, Scenario] = {}
@@ -429,11 +455,14 @@ def sweep(scenario: Scenario, varies: Sequence[Vary], settings: RunSettings, out
         overrides = {**scenario.overrides, **dict(values)}
         sc = load_scenario(scenario.path, overrides)
         folder = out / "points" / _slug(values)
-        prepare_folder(sc, settings, folder)
+        check_folder(sc, settings, folder)
         point_scenarios.append((values, sc, folder))
+    write_marker(out, "sweep", sweep_identity(scenario, varies, settings))
+    for _values, sc, folder in point_scenarios:
+        prepare_folder(sc, settings, folder)
         for job in jobs_for(sc, settings, folder):
             jobs[job] = sc
-    records = execute(list(jobs), jobs, workers, dask, progress, on_done)
+    records = execute(list(jobs), jobs, workers, dask, progress, on_done, on_note)
     points = []
     for values, sc, folder in point_scenarios:
         mine = [r for j, r in records.items() if Path(j.out) == folder]
@@ -443,8 +472,8 @@ def sweep(scenario: Scenario, varies: Sequence[Vary], settings: RunSettings, out
     answers = answer(points, varies, target, confidence) if target else []
     result = Sweep(scenario, tuple(varies), tuple(points), target, confidence, tuple(answers),
                    settings, out)
-    write_atomic(out / "sweep.csv", sweep_csv(result))
-    write_atomic(out / "sweep.json", json.dumps({
+    write_text_atomic(out / "sweep.csv", sweep_csv(result))
+    write_text_atomic(out / "sweep.json", json.dumps({
         "scenario": str(scenario.path),
         "varies": [{"path": v.path, "values": list(v.values)} for v in varies],
         "target": None if target is None else {"kpi": target.kpi, "op": target.op,
@@ -554,18 +583,19 @@ def run_to_precision(scenario: Scenario, settings: RunSettings, out: Path, preci
                      progress: Callable[[int, float], None] | None = None,
                      on_replication: Callable[[int, bool], None] | None = None,
                      on_batch: Callable[[int, str, float], None] | None = None,
-                     ) -> PrecisionResult:
+                     on_note: Callable[[str], None] | None = None) -> PrecisionResult:
     """Add replications until every headline KPI's 95% interval half-width < ``precision``.
 
     Starts with ``settings.replications`` (at least 3); after each batch, estimates how many
     are needed from the widest interval (n x (half-width / precision)^2) and runs the extra
-    ones, never more than ``max_replications``. Earlier replications are reused.
+    ones, never more than ``max_replications``. Earlier replications are reused. Every
+    other setting (a ``--start-from`` snapshot, say) is kept as it is.
     """
     n = max(3, settings.replications)
     while True:
-        current = RunSettings(n, settings.seed, settings.horizon_days, settings.warm_up_days,
-                              settings.machine, settings.event_log)
-        result = run_scenario(scenario, current, out, workers, progress, on_replication, dask)
+        current = replace(settings, replications=n)
+        result = run_scenario(scenario, current, out, workers, progress, on_replication, dask,
+                              on_note)
         heads = headline_kpis(result.kpis)
         widths = [(k.id, half_width(k.values)) for k in heads]
         widest = max(widths, key=lambda w: w[1]) if widths else ("", 0.0)
@@ -581,7 +611,7 @@ def run_to_precision(scenario: Scenario, settings: RunSettings, out: Path, preci
 
 def _write_precision(out: Path, n: int, precision: float, widest: tuple[str, float],
                      reached: bool) -> None:
-    write_atomic(out / "precision.json", json.dumps({
+    write_text_atomic(out / "precision.json", json.dumps({
         "precision": precision, "replications": n, "reached": reached,
         "widest_kpi": widest[0], "widest_half_width": widest[1]}, indent=2, sort_keys=True))
 

@@ -2,25 +2,30 @@
 
 Reads the Parquet event logs of a results folder (never re-runs anything). Case ids are
 made unique across replications as ``R<replication>-<case>``. Times become calendar
-instants from the run's start date. Every file is written to a temporary name and renamed.
+instants from the run's start date: the simulator's clock is England's wall clock, so every
+timestamp carries England's offset from universal time on that day (``+01:00`` in summer
+time, ``+00:00`` otherwise). A wall-clock time that does not exist (the hour skipped in
+March) or happens twice (the hour repeated in October) takes the offset in force before
+the change. Every file is written atomically (:func:`model.atomic.open_atomic`).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
-import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
+from zoneinfo import ZoneInfo
 
-import pyarrow.parquet as pq
-
+from model.atomic import open_atomic
 from model.graph import apply, candidates, events_of
 from model.spec import EventRef, Procedure
 from simulations.casedata import CIN_COLUMNS, KEY_DATES, event_types_of
+from simulations.eventlog import read_events
 from simulations.results import RunResults
 
 ExportFormat = Literal["xes", "ocel", "csv", "cin-flat"]
@@ -29,11 +34,20 @@ SUFFIX = {"xes": ".xes", "ocel": ".jsonocel", "csv": ".csv", "cin-flat": ".cin.c
 
 Row = dict[str, Any]
 
+ENGLAND = "Europe/London"
+"""The time zone of the simulator's clock (its naive times are England's wall clock)."""
+
+
+@functools.cache
+def _england() -> ZoneInfo:
+    """England's time zone (looked up when first needed: it needs the time zone database)."""
+    return ZoneInfo(ENGLAND)
+
 
 def _rows(results: RunResults) -> Iterator[Row]:
     """Every event row of every replication, grouped by case (time order within a case)."""
     for path in results.event_logs():
-        table = pq.read_table(path).sort_by([("case_id", "ascending"),
+        table = read_events(path).sort_by([("case_id", "ascending"),
                                              ("time_hours", "ascending")])
         for batch in table.to_batches(max_chunksize=100_000):
             yield from batch.to_pylist()
@@ -48,7 +62,21 @@ def _instant(start: datetime, hours: float) -> datetime:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+    """England's wall-clock ``moment`` with its offset that day, e.g. ``...T09:00:00+01:00``.
+
+    >>> _iso(datetime(2025, 7, 1, 9)), _iso(datetime(2025, 1, 6, 9))
+    ('2025-07-01T09:00:00+01:00', '2025-01-06T09:00:00+00:00')
+    """
+    return moment.replace(tzinfo=_england(), microsecond=0).isoformat()
+
+
+def _xes_time(moment: datetime) -> str:
+    """``_iso`` with milliseconds, as XES writers usually give it (``...T09:00:00.000+01:00``).
+
+    >>> _xes_time(datetime(2025, 12, 1, 9, 30))
+    '2025-12-01T09:30:00.000+00:00'
+    """
+    return moment.replace(tzinfo=_england(), microsecond=0).isoformat(timespec="milliseconds")
 
 
 def _activity(row: Row) -> str:
@@ -71,16 +99,17 @@ def _by_case(results: RunResults) -> Iterator[tuple[str, list[Row]]]:
 
 
 def export_results(results: RunResults, fmt: ExportFormat, out: Path) -> int:
-    """Write the run's event logs to ``out`` in ``fmt``; return the number of rows written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    """Write the run's event logs to ``out`` in ``fmt``; return the number of rows written.
+
+    Raises:
+        InputError: an event log is cut short or damaged (``out`` is left as it was).
+        model.atomic.WriteFailed: ``out`` cannot be written.
+    """
     start = datetime.fromisoformat(results.metadata["start_date"])
     writer = {"xes": _write_xes, "ocel": _write_ocel, "csv": _write_csv,
               "cin-flat": _write_cin}[fmt]
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        count = writer(results, start, fh)
-    tmp.replace(out)
-    return count
+    with open_atomic(out, newline="") as fh:
+        return writer(results, start, fh)
 
 
 def _write_csv(results: RunResults, start: datetime, fh: Any) -> int:
@@ -115,7 +144,7 @@ def _write_xes(results: RunResults, start: datetime, fh: Any) -> int:
             when = _instant(start, r["time_hours"])
             fh.write("    <event>\n"
                      f'      <string key="concept:name" value={quoteattr(_activity(r))}/>\n'
-                     f'      <date key="time:timestamp" value="{_iso(when)}.000+00:00"/>\n'
+                     f'      <date key="time:timestamp" value="{_xes_time(when)}"/>\n'
                      '      <string key="lifecycle:transition" value="complete"/>\n'
                      f'      <string key="to_state" value={quoteattr(r["to_state"])}/>\n'
                      f'      <string key="rules" value={quoteattr(r["rules"])}/>\n'
@@ -139,7 +168,7 @@ def _write_ocel(results: RunResults, start: datetime, fh: Any) -> int:
             events.append({
                 "id": f"e{len(events) + 1}",
                 "type": activity,
-                "time": _iso(_instant(start, r["time_hours"])) + "Z",
+                "time": _iso(_instant(start, r["time_hours"])),
                 "attributes": [{"name": "rules", "value": r["rules"]},
                                {"name": "to_state", "value": r["to_state"]},
                                {"name": "actor", "value": r["actor"]}],

@@ -25,19 +25,24 @@ on figures it was not fitted to.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import optimize
 
+from model.atomic import write_text_atomic
 from model.errors import InputError, Problem
 from simulations.experiments import _field
+from simulations.folders import run_identity, write_marker
 from simulations.results import read_results
-from simulations.runner import RunSettings, run_scenario, write_atomic
+from simulations.runner import RunSettings, run_scenario
 from simulations.scenario import Scenario, load_scenario
 from simulations.validate import PublishedRow, Validation, ValidationRow, validate_results
 
@@ -168,7 +173,7 @@ class _Evaluator:
         rows = [r for r in v.rows if r.published in self.fitted]
         evaluation = Evaluation(key, loss_of(rows), folder, v)
         self.seen[key] = evaluation
-        write_atomic(folder / "candidate.json", json.dumps(
+        write_text_atomic(folder / "candidate.json", json.dumps(
             {"values": dict(zip([f.path for f in self.frees], key, strict=True)),
              "loss": evaluation.loss}, indent=2))
         if self.on_result is not None:
@@ -188,12 +193,31 @@ def _measures(v: Validation, rows: Sequence[PublishedRow]
     return out
 
 
+def fit_identity(scenario: Scenario, frees: Sequence[Free],
+                 published: Sequence[PublishedRow], fitted: Sequence[PublishedRow],
+                 settings: RunSettings, scale: float, year_end: tuple[int, int],
+                 max_evaluations: int) -> dict[str, Any]:
+    """The experiment a fit folder holds: everything that decides its candidates' runs."""
+    rows = json.dumps([dataclasses.asdict(p) for p in published], sort_keys=True, default=str)
+    return {"base": run_identity(scenario, settings),
+            "replications": settings.replications,
+            "free": [[f.path, f.low, f.high] for f in frees],
+            "rows": [f"{p.measure}@{p.year_end.year}" for p in fitted],
+            "table": hashlib.sha256(rows.encode()).hexdigest(),
+            "scale": scale, "year_end": list(year_end), "max_evaluations": max_evaluations}
+
+
 def fit(scenario: Scenario, frees: Sequence[Free], published: Sequence[PublishedRow],
         fitted: Sequence[PublishedRow], settings: RunSettings, out: Path, table: str,
         scale: float, year_end: tuple[int, int] = (3, 31), workers: int = 1,
         max_evaluations: int = 40,
         on_result: Callable[[Evaluation, int], None] | None = None) -> FitResult:
-    """Fit ``frees`` to the ``fitted`` rows; every candidate's run is kept under ``out``."""
+    """Fit ``frees`` to the ``fitted`` rows; every candidate's run is kept under ``out``.
+
+    ``out`` is marked as a fit folder recording :func:`fit_identity` first.
+    """
+    write_marker(out, "fit", fit_identity(scenario, frees, published, fitted, settings,
+                                          scale, year_end, max_evaluations))
     evaluate = _Evaluator(scenario, frees, published, fitted, settings, out, table, scale,
                           year_end, workers, on_result)
     lows = np.array([f.low for f in frees])

@@ -13,6 +13,13 @@ from typing import Any
 
 from model.errors import InputError, Problem
 from simulations.kpi import Kpi, compute_kpis
+from simulations.record import (
+    KIND_NAMES,
+    keys_for,
+    read_replication,
+    recorded_experiment,
+    rep_path,
+)
 from simulations.scenario import Scenario, load_scenario
 
 
@@ -37,32 +44,69 @@ class RunResults:
     scenario_changed: bool
 
     def event_logs(self) -> list[Path]:
-        """The Parquet event logs, one per replication, in order."""
-        return sorted((self.out / "events").glob("rep-*.parquet"))
+        """The Parquet event logs of the replications read, in order (those that exist)."""
+        logs = (self.out / "events" / f"rep-{r['replication']:04d}.parquet"
+                for r in self.records)
+        return [path for path in logs if path.is_file()]
+
+
+def read_metadata(out: Path) -> dict[str, Any]:
+    """The ``metadata.json`` of one run's results folder.
+
+    Raises:
+        InputError: there is none (or it cannot be read), or the folder holds a
+            comparison, sweep or fit rather than one run (naming one of its runs).
+    """
+    try:
+        metadata = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise InputError([Problem(str(out), None, "", "not a results folder (no readable "
+                                  "metadata.json); make one with `cpsim run`")])
+    kind = metadata.get("kind", "run")
+    if kind != "run":
+        runs = [p.parent for p in (*sorted(out.glob("*/metadata.json")),
+                                   *sorted(out.glob("*/*/metadata.json")))]
+        example = f": name one of its runs, e.g. {runs[0]}" if runs else ""
+        raise InputError([Problem(str(out), None, "", f"holds {KIND_NAMES.get(kind, kind)}, "
+                                  f"not the results of one run{example}")])
+    return metadata
 
 
 def read_results(out: Path) -> RunResults:
-    """Read a results folder written by ``cpsim run``.
+    """Read a results folder written by ``cpsim run``: exactly the replications it lists.
+
+    Each of the ``replications`` that ``metadata.json`` lists is read from its file, its
+    key checked against the experiment the metadata records and its record against the
+    engine's schema (:mod:`simulations.record`). Files of other replications are left
+    alone.
 
     Raises:
-        InputError: the folder is not a results folder, or holds no finished replication.
+        InputError: the folder is not a results folder, or a listed replication is
+            missing, damaged or made by a different experiment (each named).
     """
-    meta_path = out / "metadata.json"
-    try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise InputError([Problem(str(out), None, "", "not a results folder (no readable "
-                                  "metadata.json); make one with `cpsim run`")]) from None
+    metadata = read_metadata(out)
+    experiment = recorded_experiment(metadata)
+    count = metadata.get("replications")
+    if experiment is None or isinstance(count, bool) or not isinstance(count, int) \
+            or count < 1:
+        raise InputError([Problem(str(out / "metadata.json"), None, "", "damaged: it does "
+                                  "not record the run's settings and number of "
+                                  "replications; run the command that made it again")])
     records = []
-    for path in sorted((out / "replications").glob("rep-*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            records.append(data["record"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    if not records:
-        raise InputError([Problem(str(out), None, "", "no finished replication in this "
-                                  "results folder")])
+    problems = []
+    for replication in range(count):
+        path = rep_path(out, replication)
+        loaded = read_replication(path, keys_for(experiment, replication), replication)
+        if loaded.record is None:
+            problems.append(Problem(str(path), None, "", f"{loaded.reason}; run the "
+                                    "command that made this folder again to compute it "
+                                    "(finished replications are reused)"))
+        else:
+            records.append(loaded.record)
+    if problems:
+        raise InputError(problems)
     scenario_file = Path(metadata["scenario_file"])
     copy = out / "inputs" / f"{metadata['scenario']}.yaml"
     source = scenario_file if scenario_file.is_file() else copy

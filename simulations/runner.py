@@ -16,7 +16,6 @@ unfinished replication left, and re-raises; finished replications stay stored.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import multiprocessing as mp
@@ -37,14 +36,26 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
+from model.atomic import remove_leftovers, write_text_atomic
 from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure
+from model.errors import InputError, Problem
 from model.loader import content_hash
 from simulations.conform import Snapshot, load_snapshot
 from simulations.engine import Engine, History, Machine
 from simulations.eventlog import EventLogWriter
 from simulations.kpi import Kpi, compute_kpis, kpis_csv, kpis_markdown
 from simulations.observers import InvariantMonitor, Observer
+from simulations.record import (
+    KIND_NAMES,
+    RESULTS_FORMAT,
+    RESULTS_MARKER,
+    experiment_differences,
+    key_for,
+    read_replication,
+    recorded_experiment,
+    rep_path,
+)
 from simulations.scenario import OVERRIDE_SOURCE, Scenario, load_scenario, overrides_digest
 
 ENGINE_VERSION = "4"
@@ -99,9 +110,14 @@ def settings_for(scenario: Scenario, replications: int | None = None, seed: int 
                        event_log)
 
 
-def replication_key(scenario: Scenario, settings: RunSettings, replication: int) -> str:
-    """Content hash of (scenario, procedure, seed, horizon, replication, engine version)."""
-    text = json.dumps({
+def experiment_of(scenario: Scenario, settings: RunSettings) -> dict[str, Any]:
+    """What decides every replication's numbers besides its number: the experiment.
+
+    Content hashes of the scenario and procedure, seed, horizon, warm-up, machine, event
+    log, engine version and any starting caseload. Not the number of replications: a run
+    may be extended (or shortened) and stays the same experiment.
+    """
+    return {
         "scenario": scenario.sha256,
         "procedure": content_hash(scenario.procedure),
         "seed": settings.seed,
@@ -109,12 +125,15 @@ def replication_key(scenario: Scenario, settings: RunSettings, replication: int)
         "warm_up_days": settings.warm_up_days,
         "machine": settings.machine,
         "event_log": settings.event_log,
-        "replication": replication,
         "engine": ENGINE_VERSION,
         "start_from": settings.start_from_sha256 or None,
         "as_of": settings.as_of,
-    }, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    }
+
+
+def replication_key(scenario: Scenario, settings: RunSettings, replication: int) -> str:
+    """Content hash of (scenario, procedure, seed, horizon, replication, engine version)."""
+    return key_for(experiment_of(scenario, settings), replication)
 
 
 def make_machine(scenario: Scenario, kind: MachineKind) -> tuple[Machine, WorkingCalendar]:
@@ -127,41 +146,17 @@ def make_machine(scenario: Scenario, kind: MachineKind) -> tuple[Machine, Workin
     return TableMachine(scenario.procedure, calendar), calendar
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file beside ``path``, then rename it into place.
-
-    Interrupted (an exception, Ctrl-C, a stopped worker), it leaves ``path`` as it was and
-    no temporary file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path, os.getpid())
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _tmp_path(path: Path, pid: int) -> Path:
-    return path.with_name(f".{path.name}.{pid}.tmp")
-
-
 def _rep_path(out: Path, replication: int) -> Path:
-    return out / "replications" / f"rep-{replication:04d}.json"
+    return rep_path(out, replication)
+
+
+def _event_log_path(out: Path, replication: int) -> Path:
+    return out / "events" / f"rep-{replication:04d}.parquet"
 
 
 def load_replication(out: Path, replication: int, key: str) -> dict[str, Any] | None:
-    """A stored replication if it is complete and was made from the same inputs."""
-    path = _rep_path(out, replication)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("key") != key or "record" not in data:
-        return None
-    record = data["record"]
-    return record if isinstance(record, dict) else None
+    """A stored replication if it is complete, valid and was made from the same inputs."""
+    return read_replication(_rep_path(out, replication), {key}, replication).record
 
 
 def run_replication(scenario: Scenario, settings: RunSettings, replication: int, out: Path,
@@ -180,7 +175,7 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
     observers: list[Observer] = [InvariantMonitor(sc.procedure)]
     log = None
     if settings.event_log:
-        log = EventLogWriter(out / "events" / f"rep-{replication:04d}.parquet", replication,
+        log = EventLogWriter(_event_log_path(out, replication), replication,
                              sc.spec.run.start_date)
         observers.append(log)
     tick = None if progress is None else (lambda hours: progress(hours / 24.0))
@@ -195,8 +190,8 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
     if log is not None:
         log.close()
     key = replication_key(scenario, settings, replication)
-    write_atomic(_rep_path(out, replication),
-                 json.dumps({"key": key, "record": record}, sort_keys=True))
+    write_text_atomic(_rep_path(out, replication),
+                      json.dumps({"key": key, "record": record}, sort_keys=True))
     return record
 
 
@@ -246,17 +241,28 @@ def jobs_for(scenario: Scenario, settings: RunSettings, out: Path) -> list[Job]:
             for rep in range(settings.replications)]
 
 
-def stored(job: Job, scenario: Scenario) -> dict[str, Any] | None:
-    """The job's stored record, when complete and made from the same inputs."""
+def stored(job: Job, scenario: Scenario,
+           on_note: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """The job's stored record, when complete, valid and made from the same inputs.
+
+    A stored file that cannot be used (damaged, or made by another experiment), or a
+    record without its event log, is said to ``on_note`` (it will be run again); a
+    replication not stored yet is not.
+    """
     out = Path(job.out)
-    record = load_replication(out, job.replication,
-                              replication_key(scenario, job.settings, job.replication))
-    if record is None:
+    path = _rep_path(out, job.replication)
+    loaded = read_replication(path, {replication_key(scenario, job.settings,
+                                                     job.replication)}, job.replication)
+    if loaded.record is None:
+        if loaded.fault != "missing" and on_note is not None:
+            on_note(f"{path}: {loaded.reason}; running it again")
         return None
-    if job.settings.event_log and not (
-            out / "events" / f"rep-{job.replication:04d}.parquet").is_file():
+    log = _event_log_path(out, job.replication)
+    if job.settings.event_log and not log.is_file():
+        if on_note is not None:
+            on_note(f"{log}: missing; running replication {job.replication} again")
         return None
-    return record
+    return loaded.record
 
 
 def _run_job_dask(job: Job) -> dict[str, Any]:
@@ -266,7 +272,8 @@ def _run_job_dask(job: Job) -> dict[str, Any]:
 
 def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 1,
             dask: str | None = None, progress: ProgressFn | None = None,
-            on_done: Callable[[Job, bool], None] | None = None) -> dict[Job, dict[str, Any]]:
+            on_done: Callable[[Job, bool], None] | None = None,
+            on_note: Callable[[str], None] | None = None) -> dict[Job, dict[str, Any]]:
     """Run every job not already stored; return every job's record.
 
     Args:
@@ -277,6 +284,7 @@ def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 
             local processes.
         progress: Called with (job, simulated days reached).
         on_done: Called with (job, reused) as each job is finished or found stored.
+        on_note: Told of each stored replication that cannot be used and is run again.
 
     Raises:
         KeyboardInterrupt: after stopping the workers and removing what unfinished jobs
@@ -286,7 +294,7 @@ def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 
     records: dict[Job, dict[str, Any]] = {}
     todo: list[Job] = []
     for job in jobs:
-        found = stored(job, scenarios[job])
+        found = stored(job, scenarios[job], on_note)
         if found is not None:
             records[job] = found
             if on_done is not None:
@@ -558,12 +566,13 @@ def _stop_workers(pool: list[_Worker]) -> None:
 def _drop_unfinished(job: Job, pid: int) -> None:
     """Remove what a stopped worker may have left of ``job``.
 
-    That is its temporary record and the partial event log (named as
-    :class:`EventLogWriter` names it). A finished replication's files are complete and stay.
+    That is its temporary record and its partial event log: the temporary files that
+    process ``pid`` made for them (:func:`model.atomic.remove_leftovers`). A finished
+    replication's files are complete and stay.
     """
     out = Path(job.out)
-    _tmp_path(_rep_path(out, job.replication), pid).unlink(missing_ok=True)
-    (out / "events" / f".rep-{job.replication:04d}.parquet.partial").unlink(missing_ok=True)
+    remove_leftovers(_rep_path(out, job.replication), pid)
+    remove_leftovers(_event_log_path(out, job.replication), pid)
 
 
 def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str, Any]],
@@ -623,8 +632,16 @@ def versions() -> dict[str, str]:
 
 
 def run_metadata(scenario: Scenario, settings: RunSettings) -> dict[str, Any]:
-    """Provenance of a run: seed, content hashes of the inputs, versions."""
+    """Provenance of a run: seed, content hashes of the inputs, versions.
+
+    ``cpsim_results`` marks the folder as cpsim's (its format version) and ``experiment``
+    records what every replication's key is made from (:func:`experiment_of`).
+    """
     return {
+        RESULTS_MARKER: RESULTS_FORMAT,
+        "kind": "run",
+        "experiment": experiment_of(scenario, settings),
+        "event_log": settings.event_log,
         "scenario": scenario.name,
         "scenario_file": str(scenario.path),
         "scenario_sha256": scenario.sha256,
@@ -647,16 +664,52 @@ def run_metadata(scenario: Scenario, settings: RunSettings) -> dict[str, Any]:
     }
 
 
+def check_folder(scenario: Scenario, settings: RunSettings, out: Path) -> None:
+    """Refuse a results folder whose metadata records a different experiment.
+
+    Its replications would all be run again over the old ones; the command line moves
+    such a folder aside first, with ``--force`` (:mod:`simulations.folders`).
+
+    Raises:
+        InputError: ``out`` holds the results of a different experiment, naming the
+            differences.
+    """
+    try:
+        metadata = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(metadata, dict):
+        return
+    kind = metadata.get("kind", "run")
+    if kind != "run":
+        raise InputError([Problem(str(out), None, "", f"holds {KIND_NAMES.get(kind, kind)}, "
+                                  "not the results of one run; choose another folder")])
+    found = recorded_experiment(metadata)
+    if found is None:
+        return
+    differences = experiment_differences(found, experiment_of(scenario, settings))
+    if differences:
+        raise InputError([Problem(str(out), None, "", "holds the results of a different "
+                                  "experiment: " + "; ".join(differences)
+                                  + "; choose another folder")])
+
+
 def prepare_folder(scenario: Scenario, settings: RunSettings, out: Path) -> None:
-    """Write a results folder's metadata and input copies (before any replication)."""
+    """Write a results folder's metadata and input copies (before any replication).
+
+    Raises:
+        InputError: ``out`` holds the results of a different experiment
+            (:func:`check_folder`); nothing is written.
+    """
+    check_folder(scenario, settings, out)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "metadata.json",
-                 json.dumps(run_metadata(scenario, settings), indent=2, sort_keys=True))
+    write_text_atomic(out / "metadata.json",
+                      json.dumps(run_metadata(scenario, settings), indent=2, sort_keys=True))
     for file, _sha in scenario.files or ((str(scenario.path), scenario.sha256),):
         if file == OVERRIDE_SOURCE:
             continue
         source = Path(file)
-        write_atomic(out / "inputs" / source.name, source.read_text(encoding="utf-8"))
+        write_text_atomic(out / "inputs" / source.name, source.read_text(encoding="utf-8"))
 
 
 def finish_folder(scenario: Scenario, records: Iterable[dict[str, Any]], out: Path,
@@ -664,15 +717,16 @@ def finish_folder(scenario: Scenario, records: Iterable[dict[str, Any]], out: Pa
     """Compute the KPIs of a folder's records and write its tables."""
     ordered = tuple(sorted(records, key=lambda r: r["replication"]))
     kpis = compute_kpis(ordered, scenario.procedure)
-    write_atomic(out / "kpis.csv", kpis_csv(kpis))
-    write_atomic(out / "kpis.md", f"# KPIs: {scenario.name}\n\n" + kpis_markdown(kpis))
+    write_text_atomic(out / "kpis.csv", kpis_csv(kpis))
+    write_text_atomic(out / "kpis.md", f"# KPIs: {scenario.name}\n\n" + kpis_markdown(kpis))
     return ordered, kpis
 
 
 def run_scenario(scenario: Scenario, settings: RunSettings, out: Path, workers: int = 1,
                  progress: Callable[[int, float], None] | None = None,
                  on_replication: Callable[[int, bool], None] | None = None,
-                 dask: str | None = None) -> RunResult:
+                 dask: str | None = None,
+                 on_note: Callable[[str], None] | None = None) -> RunResult:
     """Run (or finish) every replication, then write metadata and KPI tables.
 
     Args:
@@ -683,9 +737,11 @@ def run_scenario(scenario: Scenario, settings: RunSettings, out: Path, workers: 
         progress: Called with (replication, simulated days) as replications advance.
         on_replication: Called with (replication, reused) when one is finished.
         dask: A Dask scheduler address or ``local`` (default: local processes).
+        on_note: Told of each stored replication that cannot be used and is run again.
 
     Raises:
         KeyboardInterrupt: after stopping the workers; every finished replication is kept.
+        InputError: ``out`` holds the results of a different experiment.
     """
     prepare_folder(scenario, settings, out)
     jobs = jobs_for(scenario, settings, out)
@@ -698,7 +754,7 @@ def run_scenario(scenario: Scenario, settings: RunSettings, out: Path, workers: 
             on_replication(job.replication, was_reused)
 
     tick = None if progress is None else (lambda job, days: progress(job.replication, days))
-    records = execute(jobs, dict.fromkeys(jobs, scenario), workers, dask, tick, done)
+    records = execute(jobs, dict.fromkeys(jobs, scenario), workers, dask, tick, done, on_note)
     ordered, kpis = finish_folder(scenario, records.values(), out)
     computed = tuple(j.replication for j in jobs if j.replication not in reused)
     return RunResult(out, ordered, tuple(kpis), tuple(sorted(reused)), computed)

@@ -53,7 +53,9 @@ def test_ctrl_c_keeps_every_finished_replication(tmp_path):
     cmd = [CPSIM, "run", "baseline", "-r", "4", "-w", "1", "--horizon-days", "400",
            "--warm-up-days", "50", "--out", str(out), "--no-report"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path)
+                            cwd=tmp_path,  # Ctrl-C as from an interactive shell, even when
+                            # the tests run in the background (where SIGINT is ignored)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = out / "replications" / "rep-0000.json"
     deadline = time.monotonic() + 300
     while not first.exists() and time.monotonic() < deadline and proc.poll() is None:

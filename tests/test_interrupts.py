@@ -46,15 +46,18 @@ class Terminal:
         """
         master, slave = os.openpty()
 
-        def controlling_terminal() -> None:  # in the child, after setsid()
-            import fcntl
-            import termios
+        def in_the_child() -> None:  # after setsid()
+            # as from an interactive shell: a test run started in the background (where
+            # the shell ignores SIGINT, and the child would inherit that) still sees Ctrl-C
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if controlling:
+                import fcntl
+                import termios
 
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         self.proc = subprocess.Popen([CPSIM, *args], stdin=slave, stdout=slave, stderr=slave,
-                                     cwd=cwd, start_new_session=True,
-                                     preexec_fn=controlling_terminal if controlling else None)
+                                     cwd=cwd, start_new_session=True, preexec_fn=in_the_child)
         os.close(slave)
         self.master = master
         self.chunks: list[bytes] = []
