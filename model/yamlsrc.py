@@ -213,7 +213,12 @@ def load_yaml_text(text: str, file: str) -> Any:
         raise _limit(file, None, f"the file has {len(text):,} characters; at most "
                      f"{MAX_CHARS:,} are read (the largest shipped file has about 27,000), "
                      f"{_WHY}")
-    loader = _BoundedLoader(text, file)
+    try:  # the reader refuses characters YAML does not allow (NUL, most controls) at once
+        loader = _BoundedLoader(text, file)
+    except yaml.reader.ReaderError as exc:
+        at = text.count("\n", 0, exc.position) + 1
+        raise InputError([Problem(file, at, "", f"not valid YAML: character "
+                                  f"#x{exc.character:04x} is not allowed")]) from None
     problems: list[Problem] = []
     try:
         node = loader.get_single_node()
