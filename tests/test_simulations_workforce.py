@@ -267,3 +267,18 @@ def test_spread_settings_are_checked():
                                                             "basis": "t"}})
     with pytest.raises(InputError, match="fte"):
         load_scenario("baseline", {SW + "part_time": {"share": 0.2, "fte": 1.5, "basis": "t"}})
+
+
+def test_cases_wait_for_allocation_at_baseline_and_longer_when_understaffed():
+    """Waits for a worker are not only a symptom of vacancies: turnover, absence and busy
+    teams make some at baseline staffing, and a fifth of posts vacant makes many more."""
+    _, base = run({}, horizon=400, warm_up=100)
+    sc = load_scenario("understaffed")
+    settings = settings_for(sc, 1, 7, 400, 100)
+    sc = settings.for_scenario(sc)
+    machine, calendar = make_machine(sc, settings.machine)
+    short = Engine(sc, machine, calendar, 0, settings.seed, []).run()
+    assert len(base.allocation_waits_hours) > 10
+    assert len(short.allocation_waits_hours) > 2 * len(base.allocation_waits_hours)
+    # in all, far longer (the mean wait of those who wait need not rise: many more short ones)
+    assert sum(short.allocation_waits_hours) > 2 * sum(base.allocation_waits_hours)
