@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 OUT    ?= out
 
-.PHONY: demo test lint types pytest bench clean browser
+.PHONY: demo test lint types pytest bench clean browser fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ bench: $(STAMP)
 
 ## test: lint, strict types on model/ and simulations/, and the whole pytest suite.
 test: lint types pytest
+
+## fuzz: the fuzz suite at length: 2000 malformed files per input surface, 10 s each at most.
+fuzz: $(STAMP)
+	CPSIM_FUZZ_EXAMPLES=2000 CPSIM_FUZZ_DEADLINE_MS=10000 $(BIN)/pytest -q tests/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
