@@ -907,7 +907,7 @@ class _Builder:
                 continue
             required, optional = PATTERN_FIELDS[pattern]
             for key in required:
-                if key not in spec:
+                if spec.get(key) is None:  # missing, or written with no value (`of:`)
                     self.err(m.at(pid), f"{field}.{key}", f"is required for pattern {pattern}")
             for key in spec:
                 if key in PROPERTY_KEYS and key not in (*required, *optional, "pattern", "rules",
