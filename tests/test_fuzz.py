@@ -15,12 +15,12 @@ to 20 simulated days, one replication, no report and no event log), walk transcr
 saved ``cpsim check`` output (``cpsim walk west-midlands-2014 --replay FILE``), and CIN-flat
 case data (``cpsim conform FILE --procedure west-midlands-2014``).
 
-Example counts: ``CPSIM_FUZZ_EXAMPLES`` (default :data:`DEFAULT_EXAMPLES`, sized so this
-module runs in about a minute on two CPUs) for the cheap surfaces; the simulating surface
-(``cpsim run``) gets a quarter of that. ``make fuzz`` runs 2000 examples per surface with a
-10-second deadline per example (``CPSIM_FUZZ_DEADLINE_MS``); without that variable there
-is no deadline. Under CI (``HYPOTHESIS_PROFILE=ci`` or ``CI`` set) the examples are
-derandomised, so a run is reproducible.
+Example counts: ``CPSIM_FUZZ_EXAMPLES`` (default :data:`DEFAULT_EXAMPLES`, a few hundred,
+so this module runs in about two minutes on two CPUs) for the cheap surfaces; the
+simulating surface (``cpsim run``) gets a third of that. ``make fuzz`` runs 2000 examples
+per surface with a 10-second deadline per example (``CPSIM_FUZZ_DEADLINE_MS``); without
+that variable there is no deadline. Under CI (``HYPOTHESIS_PROFILE=ci`` or ``CI`` set)
+the examples are derandomised, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from cpsim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_EXAMPLES = 150
+DEFAULT_EXAMPLES = 300
 """Examples per cheap surface unless ``CPSIM_FUZZ_EXAMPLES`` says otherwise."""
 
 EXAMPLES = int(os.environ.get("CPSIM_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
-RUN_EXAMPLES = max(1, EXAMPLES // 4)
+RUN_EXAMPLES = max(1, EXAMPLES // 3)
 """``cpsim run`` simulates (about 0.1 s an example, more when a scenario is valid)."""
 
 _DEADLINE_MS = os.environ.get("CPSIM_FUZZ_DEADLINE_MS")
