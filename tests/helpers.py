@@ -26,3 +26,20 @@ def without_plan_agreed(folder: Path) -> Path:
     path = folder / "wm-without-plan-agreed.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+LONG_RUN_TO_SESSION = """\
+  FAIL can_end: dead end: in icpc.session nothing can happen (the long way in)
+    counterexample:
+      1. referral --decide_strategy_discussion [WT-17a]--> strategy_discussion.convening
+      2. strategy_discussion.convening --strategy_discussion_held [WM-1a]--> \
+strategy_discussion.held
+      3. strategy_discussion.held --start_section_47 []--> section_47.enquiry
+      4. section_47.enquiry --book_icpc [WM-2a]--> section_47.icpc_booked
+      5. section_47.icpc_booked --proceed_to_icpc [WM-3]--> icpc.preparation.inviting
+      6. icpc.preparation.inviting --invitations_sent [WM-3]--> icpc.preparation.awaiting_reports
+      7. icpc.preparation.awaiting_reports --reports_received [WM-10]--> icpc.preparation.ready
+      8. icpc.preparation.ready --icpc_opens [WM-8]--> icpc.session
+      stuck: nothing leads on from icpc.session
+"""
+"""A saved `cpsim check` counterexample (one FAIL with its run) for `walk --replay`."""

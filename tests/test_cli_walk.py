@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import without_plan_agreed
+from helpers import LONG_RUN_TO_SESSION, without_plan_agreed
 
 from cpsim.cli import main
 
@@ -150,20 +150,6 @@ def test_bad_facts_and_unknown_procedure_exit_2():
     assert run("walk", "west-midland-2014").exit_code == 2
 
 
-LONG_RUN_TO_SESSION = """\
-  FAIL can_end: dead end: in icpc.session nothing can happen (the long way in)
-    counterexample:
-      1. referral --decide_strategy_discussion [WT-17a]--> strategy_discussion.convening
-      2. strategy_discussion.convening --strategy_discussion_held [WM-1a]--> \
-strategy_discussion.held
-      3. strategy_discussion.held --start_section_47 []--> section_47.enquiry
-      4. section_47.enquiry --book_icpc [WM-2a]--> section_47.icpc_booked
-      5. section_47.icpc_booked --proceed_to_icpc [WM-3]--> icpc.preparation.inviting
-      6. icpc.preparation.inviting --invitations_sent [WM-3]--> icpc.preparation.awaiting_reports
-      7. icpc.preparation.awaiting_reports --reports_received [WM-10]--> icpc.preparation.ready
-      8. icpc.preparation.ready --icpc_opens [WM-8]--> icpc.session
-      stuck: nothing leads on from icpc.session
-"""
 
 
 def test_replay_a_check_counterexample_on_the_broken_procedure(tmp_path):

@@ -33,6 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
+from helpers import LONG_RUN_TO_SESSION
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -93,21 +94,7 @@ facts: interpreter_needed=true
 """
 """A transcript in format version 1 (model/walk.py) using every kind of command."""
 
-CHECK_OUTPUT = """\
-wm-without-plan-agreed: 1 check failed
-  FAIL can_end: dead end: in icpc.session nothing can happen (the long way in)
-    counterexample:
-      1. referral --decide_strategy_discussion [WT-17a]--> strategy_discussion.convening
-      2. strategy_discussion.convening --strategy_discussion_held [WM-1a]--> \
-strategy_discussion.held
-      3. strategy_discussion.held --start_section_47 []--> section_47.enquiry
-      4. section_47.enquiry --book_icpc [WM-2a]--> section_47.icpc_booked
-      5. section_47.icpc_booked --proceed_to_icpc [WM-3]--> icpc.preparation.inviting
-      6. icpc.preparation.inviting --invitations_sent [WM-3]--> icpc.preparation.awaiting_reports
-      7. icpc.preparation.awaiting_reports --reports_received [WM-10]--> icpc.preparation.ready
-      8. icpc.preparation.ready --icpc_opens [WM-8]--> icpc.session
-      stuck: nothing leads on from icpc.session
-"""
+CHECK_OUTPUT = "wm-without-plan-agreed: 1 check failed\n" + LONG_RUN_TO_SESSION
 """Saved ``cpsim check`` output with a counterexample, which ``--replay`` also reads."""
 
 EMPTY_OF = (ROOT / "model/procedures/working-together-2013.yaml").read_text().replace(
