@@ -348,6 +348,7 @@ def _simulation_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from simulations.engine import SimulationStuck
         from simulations.observers import InvariantViolated
+        from simulations.runner import WorkerDied
 
         stops = _StopSignals()
         try:
@@ -358,6 +359,10 @@ def _simulation_errors(func: F) -> F:
         except SimulationStuck as exc:
             click.echo(f"\nerror: {exc}", err=True)
             sys.exit(2)
+        except WorkerDied as exc:  # killed from outside (out of memory, say): not a bug here
+            click.echo(f"\nerror: {exc}; every finished replication is kept on disk, so "
+                       "the same command finishes the rest", err=True)
+            sys.exit(1)
         except KeyboardInterrupt as exc:
             term = isinstance(exc, _Terminated)
             click.echo(f"\n{'terminated' if term else 'interrupted'}: every finished "
@@ -440,7 +445,8 @@ def _workers(workers: int | None) -> int:
 @click.option("--precision", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Add replications until every headline KPI's 95% half-width is below "
                    "this (e.g. 0.02 = 2 percentage points).")
-@click.option("--max-replications", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--max-replications", type=click.IntRange(min=1, max=10_000), default=50,
+              show_default=True,
               help="The most replications --precision may run.")
 @click.option("--start-from", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Start from today's caseload: real case data (CIN-flat, "

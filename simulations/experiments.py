@@ -269,6 +269,10 @@ def _number(text: str) -> float | int:
     return int(value) if value.is_integer() and "." not in text else value
 
 
+MAX_GRID_VALUES = 1_000
+"""The most values one ``--vary`` may take (each is a whole run of the scenario)."""
+
+
 def parse_vary(text: str, scenario: Scenario) -> Vary:
     """Read ``PATH=VALUES`` and check PATH is a numeric field of the scenario.
 
@@ -287,11 +291,21 @@ def parse_vary(text: str, scenario: Scenario) -> Vary:
             if step <= 0 or high < low:
                 raise ValueError
             count = math.floor((high - low) / step + 1e-9) + 1
+            if count > MAX_GRID_VALUES:
+                raise InputError([Problem(
+                    "--vary", None, path, f"the range has {count:,} values; at most "
+                    f"{MAX_GRID_VALUES:,} are allowed (each value is a whole run of the "
+                    "scenario): use a larger step", values_text)])
             values = tuple(_number(repr(low + i * step)) if isinstance(step, int)
                            and isinstance(low, int) else round(low + i * step, 10)
                            for i in range(count))
         else:
             values = tuple(_number(v.strip()) for v in values_text.split(",") if v.strip())
+            if len(values) > MAX_GRID_VALUES:
+                raise InputError([Problem(
+                    "--vary", None, path, f"{len(values):,} values; at most "
+                    f"{MAX_GRID_VALUES:,} are allowed (each value is a whole run of the "
+                    "scenario)", values_text[:60])])
         if not values:
             raise ValueError
     except ValueError:

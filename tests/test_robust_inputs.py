@@ -266,3 +266,38 @@ def test_real_data_dates_outside_the_calendar_are_rejected_by_row(tmp_path):
                                     "--as-of", "2080-01-01", "--out", str(tmp_path / "o")])
     assert cli.exit_code == 0, cli.output
     assert "Traceback" not in cli.output
+
+
+def test_a_vary_range_of_a_billion_values_is_refused_before_it_is_built():
+    from simulations.experiments import parse_vary
+
+    sc = load_scenario("baseline")
+    with pytest.raises(InputError) as exc:
+        parse_vary("demand.referrals_per_year=1..1000000000:1", sc)
+    assert "1,000,000,000 values; at most 1,000" in str(exc.value)
+    with pytest.raises(InputError):
+        parse_vary("demand.referrals_per_year=" + ",".join(["4000"] * 1001), sc)
+
+
+def test_max_replications_has_the_same_bound_as_replications(tmp_path):
+    result = CliRunner().invoke(main, ["run", "baseline", "--precision", "0.01",
+                                       "--max-replications", "100000", "--out",
+                                       str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_worker_killed_from_outside_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    import simulations.runner as runner
+
+    def killed(*args, **kwargs):
+        raise runner.WorkerDied("the worker process for replication 0 ended unexpectedly "
+                                "(exit code -9)")
+
+    monkeypatch.setattr(runner, "run_scenario", killed)
+    result = CliRunner().invoke(main, ["run", "baseline", "-r", "1", "--horizon-days", "30",
+                                       "--warm-up-days", "0", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "error: the worker process for replication 0 ended unexpectedly" in result.output
+    assert isinstance(result.exception, SystemExit)
