@@ -135,6 +135,11 @@ def rep_path(out: Path, replication: int) -> Path:
     return out / "replications" / f"rep-{replication:04d}.json"
 
 
+def event_log_path(out: Path, replication: int) -> Path:
+    """Where a results folder stores one replication's Parquet event log."""
+    return out / "events" / f"rep-{replication:04d}.parquet"
+
+
 Count = Annotated[int, Field(ge=0)]
 """A whole number of things: never negative, never a string or a fraction."""
 

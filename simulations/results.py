@@ -15,6 +15,7 @@ from model.errors import InputError, Problem
 from simulations.kpi import Kpi, compute_kpis
 from simulations.record import (
     KIND_NAMES,
+    event_log_path,
     keys_for,
     read_replication,
     recorded_experiment,
@@ -45,8 +46,7 @@ class RunResults:
 
     def event_logs(self) -> list[Path]:
         """The Parquet event logs of the replications read, in order (those that exist)."""
-        logs = (self.out / "events" / f"rep-{r['replication']:04d}.parquet"
-                for r in self.records)
+        logs = (event_log_path(self.out, r["replication"]) for r in self.records)
         return [path for path in logs if path.is_file()]
 
 

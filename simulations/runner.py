@@ -50,6 +50,7 @@ from simulations.record import (
     KIND_NAMES,
     RESULTS_FORMAT,
     RESULTS_MARKER,
+    event_log_path,
     experiment_differences,
     key_for,
     read_replication,
@@ -146,17 +147,9 @@ def make_machine(scenario: Scenario, kind: MachineKind) -> tuple[Machine, Workin
     return TableMachine(scenario.procedure, calendar), calendar
 
 
-def _rep_path(out: Path, replication: int) -> Path:
-    return rep_path(out, replication)
-
-
-def _event_log_path(out: Path, replication: int) -> Path:
-    return out / "events" / f"rep-{replication:04d}.parquet"
-
-
 def load_replication(out: Path, replication: int, key: str) -> dict[str, Any] | None:
     """A stored replication if it is complete, valid and was made from the same inputs."""
-    return read_replication(_rep_path(out, replication), {key}, replication).record
+    return read_replication(rep_path(out, replication), {key}, replication).record
 
 
 def run_replication(scenario: Scenario, settings: RunSettings, replication: int, out: Path,
@@ -175,7 +168,7 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
     observers: list[Observer] = [InvariantMonitor(sc.procedure)]
     log = None
     if settings.event_log:
-        log = EventLogWriter(_event_log_path(out, replication), replication,
+        log = EventLogWriter(event_log_path(out, replication), replication,
                              sc.spec.run.start_date)
         observers.append(log)
     tick = None if progress is None else (lambda hours: progress(hours / 24.0))
@@ -190,7 +183,7 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
     if log is not None:
         log.close()
     key = replication_key(scenario, settings, replication)
-    write_text_atomic(_rep_path(out, replication),
+    write_text_atomic(rep_path(out, replication),
                       json.dumps({"key": key, "record": record}, sort_keys=True))
     return record
 
@@ -250,14 +243,14 @@ def stored(job: Job, scenario: Scenario,
     replication not stored yet is not.
     """
     out = Path(job.out)
-    path = _rep_path(out, job.replication)
+    path = rep_path(out, job.replication)
     loaded = read_replication(path, {replication_key(scenario, job.settings,
                                                      job.replication)}, job.replication)
     if loaded.record is None:
         if loaded.fault != "missing" and on_note is not None:
             on_note(f"{path}: {loaded.reason}; running it again")
         return None
-    log = _event_log_path(out, job.replication)
+    log = event_log_path(out, job.replication)
     if job.settings.event_log and not log.is_file():
         if on_note is not None:
             on_note(f"{log}: missing; running replication {job.replication} again")
@@ -571,8 +564,8 @@ def _drop_unfinished(job: Job, pid: int) -> None:
     replication's files are complete and stay.
     """
     out = Path(job.out)
-    remove_leftovers(_rep_path(out, job.replication), pid)
-    remove_leftovers(_event_log_path(out, job.replication), pid)
+    remove_leftovers(rep_path(out, job.replication), pid)
+    remove_leftovers(event_log_path(out, job.replication), pid)
 
 
 def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str, Any]],
