@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import IO, Any, TextIO, cast
 
 _UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
 """fsync errors meaning only that the file system cannot sync (so there is nothing to do)."""
@@ -171,19 +171,12 @@ class PendingFile:
 
 
 @contextlib.contextmanager
-def open_atomic(target: Path | str, *, encoding: str = "utf-8",
-                newline: str | None = None) -> Iterator[TextIO]:
-    """Stream text to ``target`` atomically (a ``with`` block yields the open file).
-
-    The file appears, synced, only when the block ends without an exception; otherwise
-    the target is left as it was and the temporary file is removed.
-
-    Raises:
-        WriteFailed: the file could not be created, written or renamed.
-    """
+def _streamed(target: Path | str, mode: str, encoding: str | None = None,
+              newline: str | None = None) -> Iterator[IO[Any]]:
+    """The file behind :func:`open_atomic` and :func:`write_bytes_atomic`, in ``mode``."""
     pending = PendingFile(target)
     try:
-        with open(pending.path, "w", encoding=encoding, newline=newline) as fh:
+        with open(pending.path, mode, encoding=encoding, newline=newline) as fh:
             yield fh
             fh.flush()
             _sync(fh.fileno())
@@ -194,6 +187,21 @@ def open_atomic(target: Path | str, *, encoding: str = "utf-8",
             raise
         raise failure from exc
     pending.commit(synced=True)
+
+
+@contextlib.contextmanager
+def open_atomic(target: Path | str, *, encoding: str = "utf-8",
+                newline: str | None = None) -> Iterator[TextIO]:
+    """Stream text to ``target`` atomically (a ``with`` block yields the open file).
+
+    The file appears, synced, only when the block ends without an exception; otherwise
+    the target is left as it was and the temporary file is removed.
+
+    Raises:
+        WriteFailed: the file could not be created, written or renamed.
+    """
+    with _streamed(target, "w", encoding, newline) as fh:
+        yield cast(TextIO, fh)
 
 
 def write_text_atomic(target: Path | str, text: str, encoding: str = "utf-8") -> None:
@@ -212,19 +220,8 @@ def write_bytes_atomic(target: Path | str, data: bytes) -> None:
     Raises:
         WriteFailed: the file could not be written; ``target`` is as it was.
     """
-    pending = PendingFile(target)
-    try:
-        with open(pending.path, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            _sync(fh.fileno())
-    except OSError as exc:
-        pending.abort()
-        raise pending._failed(exc) from exc
-    except BaseException:
-        pending.abort()
-        raise
-    pending.commit(synced=True)
+    with _streamed(target, "wb") as fh:
+        fh.write(data)
 
 
 def leftovers(target: Path | str, pid: int) -> list[Path]:
