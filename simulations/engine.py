@@ -35,7 +35,14 @@ from model.spec import Deadline, Procedure, Transition
 from model.types import SimHours, StateId, TriggerId
 from simulations.distributions import Dist, TimeUnit, advance, day_index, day_table
 from simulations.observers import NullObserver, Observer
-from simulations.scenario import BehaviourSpec, ChoiceSpec, DistSpec, Scenario, TurnoverSpec
+from simulations.scenario import (
+    BehaviourSpec,
+    ChoiceSpec,
+    DistSpec,
+    MeetingSpec,
+    Scenario,
+    TurnoverSpec,
+)
 
 HOURS_PER_YEAR = 365.25 * 24.0
 STREAMS = ("arrivals", "facts", "behaviour", "timing", "agencies", "staff", "family",
@@ -743,7 +750,6 @@ class Engine:
                            staff.conference_chairs.slots_per_day, staff.minute_takers.count,
                            staff.minute_takers.slots_per_day,
                            staff.conference_chairs.meeting_hours)
-        self.rebook_after = staff.rebook_after.build() if staff.rebook_after else None
         self._meetings: dict[TriggerId, tuple[float, Dist | None]] = {}
         self.managers = {level: (simpy.Resource(self.env, capacity=m.count), m.work.build())
                          for level, m in staff.managers.items()}
@@ -1290,15 +1296,11 @@ class Engine:
         found = self._meetings.get(trigger)
         if found is None:
             staffing = self.spec.staffing
-            own = staffing.by_meeting.get(trigger)
-            family = staffing.family_unavailable
-            dist = self.rebook_after
-            if own is not None:
-                if own.family_unavailable is not None:
-                    family = own.family_unavailable
-                if own.rebook_after is not None:
-                    dist = own.rebook_after.build()
-            found = self._meetings[trigger] = (family, dist)
+            own = staffing.by_meeting.get(trigger) or MeetingSpec()
+            family = (staffing.family_unavailable if own.family_unavailable is None
+                      else own.family_unavailable)
+            rebook = own.rebook_after or staffing.rebook_after
+            found = self._meetings[trigger] = (family, rebook.build() if rebook else None)
         return found
 
     def _rebook_delay(self, trigger: TriggerId) -> tuple[float, TimeUnit]:
