@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 OUT    ?= out
 
-.PHONY: demo test lint types pytest bench clean browser fuzz
+.PHONY: demo test test-fast lint types pytest bench clean browser fuzz golden
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ bench: $(STAMP)
 
 ## test: lint, strict types on model/ and simulations/, and the whole pytest suite.
 test: lint types pytest
+
+## test-fast: the inner loop: lint, types and every test not marked slow (a few minutes).
+test-fast: lint types
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -m "not slow"
+
+## golden: regenerate the golden outputs (tests/golden/) after an intended change of results;
+## review `git diff tests/golden` before committing.
+golden: $(STAMP)
+	CPSIM_REGEN_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
 
 ## fuzz: the fuzz suite at length: 2000 malformed files per input surface, 10 s each at most.
 fuzz: $(STAMP)
