@@ -8,11 +8,12 @@ leave a case stuck.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from model.types import GuardId
+from model.types import GuardId, TriggerId
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,29 @@ GuardFn = Callable[[GuardContext], bool]
 
 @dataclass(frozen=True, slots=True)
 class Guard:
-    """A registered guard with a plain-English summary of what it tests."""
+    """A registered guard, its plain-English summary and the inputs it declares it reads.
+
+    The declaration is what every analysis uses (which facts split cases, which trigger
+    counts matter, how far counts need to be explored); ``tests/test_model_guards.py`` probes
+    each guard once to confirm it reads nothing else and is constant above ``saturates_at``.
+
+    Attributes:
+        name: The name a procedure file uses.
+        fn: The test itself.
+        summary: What it tests, in plain English.
+        facts: The case facts it reads (names from :data:`FACTS`).
+        counts: The triggers whose whole-case counts it reads.
+        episode: The triggers whose counts in the current episode it reads.
+        saturates_at: Every count above this gives the same answer as this count.
+    """
 
     name: GuardId
     fn: GuardFn
     summary: str
+    facts: frozenset[str] = frozenset()
+    counts: frozenset[TriggerId] = frozenset()
+    episode: frozenset[TriggerId] = frozenset()
+    saturates_at: int = 0
 
 
 def _extended_notice(ctx: GuardContext) -> bool:
@@ -84,83 +103,102 @@ def _conference_cancellation_unraised(ctx: GuardContext) -> bool:
     return cancelled >= 1 and ctx.episode.get("conference_cancelled", 0) == 0
 
 
+_NOTICE_FACTS = frozenset({"parent_learning_disability", "interpreter_needed"})
+_REVIEWS = frozenset({"review_opens", "designated_review_opens"})
+
 _REGISTRY: tuple[Guard, ...] = (
     Guard(
         "extended_notice_needed",
         _extended_notice,
         "A parent has a learning disability or the family needs interpretation.",
+        facts=_NOTICE_FACTS,
     ),
     Guard(
         "standard_notice",
         lambda ctx: not _extended_notice(ctx),
         "Neither a parental learning disability nor a need for interpretation is recorded.",
+        facts=_NOTICE_FACTS,
     ),
     Guard(
         "interpreter_needed",
         _interpreter_needed,
         "The family needs an interpreter at meetings.",
+        facts=frozenset({"interpreter_needed"}),
     ),
     Guard(
         "designated_review_due",
         _designated_review_due,
         "Three review conferences of this plan have been held, so the next is the 4th "
         "(designated).",
+        episode=_REVIEWS, saturates_at=4,
     ),
     Guard(
         "ordinary_review_due",
         lambda ctx: not _designated_review_due(ctx),
         "The next review conference is not the 4th.",
+        episode=_REVIEWS, saturates_at=4,
     ),
     Guard(
         "practice_is_good",
         _good_practice,
         "The coordinator judges the practice on the case to be good.",
+        facts=frozenset({"practice_is_good"}),
     ),
     Guard(
         "practice_concern",
         lambda ctx: not _good_practice(ctx),
         "The coordinator has a concern about the practice on the case.",
+        facts=frozenset({"practice_is_good"}),
     ),
     Guard(
         "caf_completed",
         _caf_completed,
         "A common assessment (CAF) has already been completed for the child.",
+        facts=frozenset({"caf_completed"}),
     ),
     Guard(
         "caf_not_completed",
         lambda ctx: not _caf_completed(ctx),
         "No common assessment (CAF) has been completed yet.",
+        facts=frozenset({"caf_completed"}),
     ),
     Guard(
         "conference_cancellation_unraised",
         _conference_cancellation_unraised,
         ("In the current stage a conference date has not gone ahead and no cancellation "
          "has yet been raised."),
+        episode=frozenset({"postpone_icpc", "postpone_review", "conference_cancelled"}),
+        saturates_at=1,
     ),
     Guard(
         "pre_birth",
         lambda ctx: bool(ctx.facts.get("pre_birth")),
         "The conference is about an unborn child (a pre-birth conference).",
+        facts=frozenset({"pre_birth"}),
     ),
     Guard(
         "domestic_abuse",
         lambda ctx: bool(ctx.facts.get("domestic_abuse")),
         "There is domestic abuse in the family.",
+        facts=frozenset({"domestic_abuse"}),
     ),
     Guard(
         "child_needs_translator",
         lambda ctx: bool(ctx.facts.get("child_first_language_not_english")),
         "The child's first language is not English.",
+        facts=frozenset({"child_first_language_not_english"}),
     ),
     Guard(
         "designated_review_just_held",
         _designated_review_just_held,
         "The review now deciding is the designated (4th) review conference of this plan.",
+        episode=_REVIEWS, saturates_at=4,
     ),
     Guard(
         "designated_review_not_just_held",
         lambda ctx: not _designated_review_just_held(ctx),
         "The review now deciding is not the designated (4th) review conference.",
+        episode=_REVIEWS, saturates_at=4,
     ),
 )
 
@@ -201,3 +239,63 @@ def evaluate(name: GuardId, ctx: GuardContext) -> bool:
 def covers_every_case(guards: frozenset[GuardId]) -> bool:
     """True when ``guards`` contains a whole exhaustive group."""
     return any(group <= guards for group in EXHAUSTIVE_GROUPS)
+
+
+@dataclass(frozen=True, slots=True)
+class FactClass:
+    """Fact combinations that a set of guards all treat alike (no triggers counted).
+
+    Attributes:
+        facts: The simplest member: the fewest facts true, earlier facts of :data:`FACTS`
+            first; only the true facts are listed.
+        members: Every combination of the facts read that falls in the class, each with
+            every fact read as a key.
+        holds: The guards of the set that hold for the class.
+    """
+
+    facts: Mapping[str, bool]
+    members: tuple[Mapping[str, bool], ...]
+    holds: frozenset[GuardId]
+
+
+def facts_read(guards: Iterable[GuardId]) -> tuple[str, ...]:
+    """The facts any of ``guards`` reads, in :data:`FACTS` order."""
+    read = set().union(*(GUARDS[g].facts for g in guards))
+    return tuple(f for f in FACTS if f in read)
+
+
+def counts_read(guards: Iterable[GuardId]) -> tuple[frozenset[TriggerId], frozenset[TriggerId]]:
+    """The triggers whose counts any of ``guards`` reads: whole case, then current episode."""
+    chosen = [GUARDS[g] for g in guards]
+    return (frozenset().union(*(g.counts for g in chosen)),
+            frozenset().union(*(g.episode for g in chosen)))
+
+
+def reads_counts(guard: GuardId) -> bool:
+    """True when the guard reads any trigger count (so it is decided as the case moves)."""
+    return bool(GUARDS[guard].counts or GUARDS[guard].episode)
+
+
+def fact_classes(guards: Iterable[GuardId]) -> tuple[FactClass, ...]:
+    """The classes of case facts that ``guards`` tell apart, the simplest class first.
+
+    Only the facts the guards declare are combined (2**k combinations for k facts read),
+    each guard is evaluated with no triggers counted, and combinations giving the same
+    answers from every guard form one class.
+
+    >>> [sorted(c.facts) for c in fact_classes(["pre_birth", "practice_is_good"])]
+    [[], ['practice_is_good'], ['pre_birth'], ['practice_is_good', 'pre_birth']]
+    """
+    names = sorted(set(guards))
+    read = facts_read(names)
+    combos = sorted(itertools.product((False, True), repeat=len(read)),
+                    key=lambda c: (sum(c), [not x for x in c]))
+    classes: dict[tuple[bool, ...], list[dict[str, bool]]] = {}
+    for combo in combos:
+        facts = dict(zip(read, combo, strict=True))
+        ctx = GuardContext(facts=facts)
+        classes.setdefault(tuple(GUARDS[g].fn(ctx) for g in names), []).append(facts)
+    return tuple(
+        FactClass({k: True for k, v in members[0].items() if v}, tuple(members),
+                  frozenset(g for g, v in zip(names, signature, strict=True) if v))
+        for signature, members in classes.items())
