@@ -59,3 +59,10 @@ def browser():
             pytest.fail(f"Chromium at {executable} did not start: {exc}", pytrace=False)
         yield launched
         launched.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests driving a real browser are slow: `make test-fast` leaves them out."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -32,12 +32,15 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from helpers import LONG_RUN_TO_SESSION
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from cpsim.cli import main
+
+pytestmark = pytest.mark.slow  # long runs or real processes: `make test-fast` skips them
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,6 +16,10 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # long runs or real processes: `make test-fast` skips them
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

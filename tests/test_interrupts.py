@@ -25,6 +25,8 @@ import pytest
 from simulations.runner import Job, WorkerDied, execute, jobs_for, settings_for
 from simulations.scenario import Scenario, load_scenario
 
+pytestmark = pytest.mark.slow  # long runs or real processes: `make test-fast` skips them
+
 CPSIM = str(Path(sys.executable).parent / "cpsim")
 HANG = 60.0
 """Seconds after a signal by which the command must have exited (it takes well under 5)."""

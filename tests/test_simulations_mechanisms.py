@@ -17,6 +17,8 @@ from simulations.runner import run_scenario, settings_for
 from simulations.scenario import load_scenario
 from simulations.validate import measure_results
 
+pytestmark = pytest.mark.slow  # long runs or real processes: `make test-fast` skips them
+
 ACTIVE = "behaviour[cp_plan.active].choose_by_visit"
 ENDINGS = ("plan_ends_looked_after", "plan_ends_moved_away", "plan_ends_turns_18")
 
