@@ -25,7 +25,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 
-## test: lint, strict types on model/ and simulations/, and the whole pytest suite.
+## test: lint, strict types on all four packages, and the whole pytest suite.
 test: lint types pytest
 
 ## test-fast: the inner loop: lint, types and every test not marked slow (a few minutes).
@@ -45,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 types: $(STAMP)
-	$(BIN)/mypy --strict model simulations
+	$(BIN)/mypy --strict model simulations reports cpsim
 
 ## browser: Debian's Chromium (about 130 packages with its libraries), for the explorer's
 ## tests in a real headless browser (`cpsim explore`); installed with apt-get as root, or

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from model.atomic import WriteFailed
-from model.errors import InputError
+from model.errors import InputError, Problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,7 +175,6 @@ def trace_cmd(procedure: str | None, all_: bool, fmt: str, out: Path | None,
     used by this procedure". Exit 1 when a rule of a source the procedure uses is neither
     encoded nor given a reason (`not_encoded`).
     """
-    from model.errors import Problem
     from model.loader import available_procedures, load_procedure
     from model.trace import TraceMatrix, trace, trace_csv, trace_markdown
 
@@ -595,7 +594,7 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     from simulations.experiments import compare as run_compare
     from simulations.experiments import compare_identity, resolve_subject, subject_name
 
-    problems = []
+    problems: list[Problem] = []
     subjects = []
     for ref in (a, b):
         try:
@@ -688,7 +687,7 @@ def sweep(scenario: str, varies: tuple[str, ...], target: str | None, confidence
     from simulations.scenario import load_scenario
 
     sc = load_scenario(scenario)
-    problems = []
+    problems: list[Problem] = []
     parsed = []
     for text in varies:
         try:
