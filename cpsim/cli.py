@@ -9,6 +9,8 @@ replication is kept. A second Ctrl-C exits at once.
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -82,17 +84,36 @@ def main() -> None:
 @click.option("--from", "origin", default=None, metavar="EVENT",
               help="Measure --timescales from EVENT (e.g. trigger:strategy_discussion_held) "
                    "instead of the referral; implies --timescales.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document instead of text (keys below).")
 @_input_errors
 def check(procedures: tuple[str, ...], all_: bool, verbose: bool, timescales: bool,
-          origin: str | None) -> None:
-    """Prove PROCEDURE sound (a shipped name or a path to a procedure file).
+          origin: str | None, as_json: bool) -> None:
+    r"""Prove PROCEDURE sound (a shipped name or a path to a procedure file).
 
     Exhaustive graph checks (reachability, every state can end, no traps, ladders acyclic,
     decision points cannot strand a case), every declared property, and timescale
     consistency (the deadlines can all be kept, whatever the calendar). A violation prints
     a counterexample run and exits 1.
+
+    With --json the same report is one JSON document (exit codes as for text; `walk
+    --replay` reads either form):
+
+    \b
+    {"format": "cpsim-check", "version": 1, "ok": true|false,
+     "reports": [one per procedure, in the order checked:
+       {"procedure", "ok", "passed": [check names], "stats": {name: count},
+        "findings": [{"check", "severity": "error"|"warning", "message",
+                      "rules": [rule ids],
+                      "path": [{"before": [states], "trigger", "transition_id",
+                                "after": [states], "rules": [rule ids]}],
+                      "stuck_at": [states] or null}],
+        "timescales" (with --timescales or --from only): {"origin", "max_starts",
+          "complete", "windows": [{"event", "reached", "earliest_hours",
+                                   "latest_hours" (null: no upper bound)}]}}]}
     """
-    from model.check import check_procedure, format_report
+    from model.check import check_procedure
+    from model.findings import CheckReport, format_report, reports_to_json
     from model.loader import available_procedures, load_procedure
     from model.timescales import event_from_text, format_timescales, timescale_bounds
     from model.trace import check_encoding
@@ -100,7 +121,7 @@ def check(procedures: tuple[str, ...], all_: bool, verbose: bool, timescales: bo
     names = list(procedures) + (list(available_procedures()) if all_ else [])
     if not names:
         raise click.UsageError("name a procedure (or use --all)")
-    problems = []
+    problems: list[Problem] = []
     loaded = []
     for name in names:
         try:
@@ -116,14 +137,40 @@ def check(procedures: tuple[str, ...], all_: bool, verbose: bool, timescales: bo
     if problems:
         raise InputError(problems)
     failed = 0
+    reports: list[CheckReport] = []
+    extras: list[dict[str, Any]] = []
     for procedure, start in zip(loaded, origins, strict=True):
         report = check_procedure(procedure).with_check("encoding", check_encoding(procedure))
-        click.echo(format_report(report, verbose=verbose))
         failed += not report.ok
+        reports.append(report)
+        extras.append({})
+        if not as_json:
+            click.echo(format_report(report, verbose=verbose))
         if timescales or origin:
-            click.echo(format_timescales(timescale_bounds(procedure, start), procedure.initial))
+            bounds = timescale_bounds(procedure, start)
+            if as_json:
+                extras[-1]["timescales"] = _bounds_json(bounds)
+            else:
+                click.echo(format_timescales(bounds, procedure.initial))
+    if as_json:
+        document = reports_to_json(reports)
+        for item, extra in zip(document["reports"], extras, strict=True):
+            item.update(extra)
+        click.echo(json.dumps(document, indent=2))
     if failed:
         sys.exit(1)
+
+
+def _bounds_json(bounds: Any) -> dict[str, Any]:
+    """The stage windows of ``check --timescales`` as JSON-ready data (hours after origin)."""
+    def hours(value: float | None) -> float | None:
+        return None if value is None or math.isinf(value) else value + 0.0  # no -0.0
+
+    return {"origin": str(bounds.origin), "max_starts": bounds.max_starts,
+            "complete": bounds.complete,
+            "windows": [{"event": str(w.event), "reached": w.earliest is not None,
+                         "earliest_hours": hours(w.earliest), "latest_hours": hours(w.latest)}
+                        for w in bounds.windows]}
 
 
 @main.command()
@@ -532,10 +579,17 @@ def run(scenario: str, replications: int | None, seed: int | None, workers: int 
 
 def _snapshot_settings(sc: Any, settings: Any, data: Path, fmt: str, as_of: Any,
                        warm_up_days: int | None) -> Any:
-    """Run settings that start from a snapshot (no warm-up unless asked for)."""
+    """Run settings that start from a snapshot (no warm-up unless asked for).
+
+    Raises:
+        InputError: the scenario's procedure has no CIN-flat mapping (before anything runs).
+    """
     import dataclasses
     import hashlib
 
+    from simulations.casedata import cin_mapping
+
+    cin_mapping(sc.procedure)
     return dataclasses.replace(
         settings, start_from=str(data.resolve()),
         start_from_sha256=hashlib.sha256(data.read_bytes()).hexdigest(), data_format=fmt,
@@ -587,9 +641,10 @@ def compare(a: str, b: str, replications: int | None, seed: int | None, workers:
     and its 95% interval, flagged when the interval excludes zero. The structural diff of
     the two procedures and both `check` verdicts come first.
     """
-    from model.check import check_procedure, format_report
+    from model.check import check_procedure
     from model.diff import diff_procedures, format_diff
     from model.errors import InputError
+    from model.findings import format_report
     from model.trace import check_encoding
     from simulations.experiments import compare as run_compare
     from simulations.experiments import compare_identity, resolve_subject, subject_name

@@ -1,9 +1,10 @@
 """The terminal front-ends of ``cpsim walk`` and ``cpsim paths``: read lines, print, write.
 
-Everything a walk does is decided by :class:`model.walk.WalkSession`; walkthroughs are
+Everything a walk does is decided by :class:`model.session.WalkSession`; walkthroughs are
 planned by :func:`model.paths.plan_walks`. This module only reads the trainer's lines
 (with ``readline`` editing and completion when available), prints what comes back, and
-writes transcripts.
+writes transcripts. Output is styled and :func:`click.echo` keeps the colour only on a
+terminal (and never when ``NO_COLOR`` is set).
 """
 
 from __future__ import annotations
@@ -16,26 +17,20 @@ from pathlib import Path
 
 import click
 
+from cpsim.transcript import parse_walk_file, replay_transcript
+from cpsim.walk_commands import parse_facts, run_command
+from cpsim.walk_render import render_replay, render_result, render_screen
 from model.atomic import write_text_atomic
+from model.counterexample import replay_counterexample
 from model.errors import InputError, Problem
 from model.loader import load_procedure
+from model.session import DEFAULT_START, WalkSession
 from model.spec import Procedure
-from model.walk import (
-    DEFAULT_START,
-    WalkSession,
-    parse_facts,
-    parse_walk_file,
-    render_replay,
-    render_result,
-    render_screen,
-    replay_counterexample,
-    replay_transcript,
-)
 
 
-def use_colour() -> bool:
-    """ANSI colour only on a terminal, and never when ``NO_COLOR`` is set."""
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+def _echo(text: str = "") -> None:
+    """Print styled text; click drops the styling off a terminal, we drop it for NO_COLOR."""
+    click.echo(text, color=False if os.environ.get("NO_COLOR") else None)
 
 
 def _facts_option(text: str | None) -> dict[str, bool] | None:
@@ -72,9 +67,8 @@ def _commands(session: WalkSession) -> str:
 def interactive(session: WalkSession, save_to: Path | None = None,
                 read: Callable[[str], str] = input) -> int:
     """Run the prompt loop until ``quit`` or end of input; return the exit code."""
-    colour = use_colour()
     echo_input = not sys.stdin.isatty()
-    click.echo(render_screen(session.screen(), colour))
+    _echo(render_screen(session.screen(), colour=True))
     click.echo("Type a number or an action name; 'help' lists every command.")
     code = 0
     while True:
@@ -89,10 +83,10 @@ def interactive(session: WalkSession, save_to: Path | None = None,
             break
         if echo_input:
             click.echo(line)
-        result = session.apply(line)
-        text = render_result(result, colour)
+        result = run_command(session, line)
+        text = render_result(result, colour=True)
         if text:
-            click.echo(text)
+            _echo(text)
         if result.save is not None:
             target, transcript = result.save
             try:
@@ -131,7 +125,6 @@ def walk_command(procedure_ref: str, start_date: date | None, facts_text: str | 
         raise InputError([Problem(str(replay), None, "", f"cannot read the file: {exc}")]
                          ) from None
     walk_file = parse_walk_file(text, str(replay))
-    colour = use_colour()
     if isinstance(walk_file, tuple):
         replays = [replay_counterexample(procedure, cx, start_date, facts)
                    for cx in walk_file]
@@ -143,7 +136,7 @@ def walk_command(procedure_ref: str, start_date: date | None, facts_text: str | 
     for i, run in enumerate(replays):
         if i:
             click.echo()
-        click.echo(render_replay(run, colour))
+        _echo(render_replay(run, colour=True))
     if save is not None:
         write_text_atomic(save, replays[-1].session.transcript())
         click.echo(f"saved the walk to {save}")

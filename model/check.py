@@ -1,18 +1,18 @@
 """Prove a procedure sound: exhaustive graph checks and the properties it declares.
 
-Every check is a pure function returning findings; a finding that shows a violation carries
-a counterexample: the shortest run from a new case to the point where it goes wrong.
+Every check is a pure function returning findings (:mod:`model.findings`, which also prints
+the report); a finding that shows a violation carries a counterexample: the shortest run
+from a new case to the point where it goes wrong.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal
 
 import networkx as nx
 
+from model.findings import CheckReport, Finding, path_of
 from model.graph import (
     Config,
     ProcedureGraph,
@@ -25,79 +25,10 @@ from model.graph import (
 )
 from model.guards import GUARDS, covers_every_case
 from model.spec import EventRef, Procedure, Property, Transition
-from model.types import RuleId, StateId
+from model.timescales import check_timescales
+from model.types import StateId
 
-Severity = Literal["error", "warning"]
 Move = tuple[Config, Config, Transition]
-
-
-@dataclass(frozen=True, slots=True)
-class PathStep:
-    """One move of a counterexample: where the case was, what fired, where it went."""
-
-    before: Config
-    trigger: str
-    transition_id: str
-    after: Config
-    rules: tuple[RuleId, ...]
-
-    def __str__(self) -> str:
-        """Return ``before --trigger [rules]--> after``."""
-        return (
-            f"{describe(self.before)} --{self.trigger} [{', '.join(self.rules)}]--> "
-            f"{describe(self.after)}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One result of a check.
-
-    Attributes:
-        check: The check's name (e.g. ``reachability`` or ``property:conference_ends_with_plan``).
-        severity: ``error`` fails the check; ``warning`` is shown but does not.
-        message: What is wrong, in plain words.
-        rules: Rule ids concerned.
-        path: The counterexample: the moves from a new case to the violation.
-        stuck_at: When the violation is that nothing can happen, where the case is stuck.
-    """
-
-    check: str
-    severity: Severity
-    message: str
-    rules: tuple[RuleId, ...] = ()
-    path: tuple[PathStep, ...] = ()
-    stuck_at: Config | None = None
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """Everything ``cpsim check`` found for one procedure."""
-
-    procedure: str
-    findings: tuple[Finding, ...]
-    passed: tuple[str, ...]
-    stats: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """True when no finding is an error."""
-        return not any(f.severity == "error" for f in self.findings)
-
-    def with_check(self, name: str, findings: Iterable[Finding]) -> CheckReport:
-        """This report with one more check's findings (``name`` passes when none is an error).
-
-        For checks that live outside this module (e.g. :func:`model.trace.check_encoding`),
-        so that they need not be imported here.
-        """
-        extra = tuple(findings)
-        passed = self.passed if any(f.severity == "error" for f in extra) else (
-            *self.passed, name)
-        return CheckReport(self.procedure, (*self.findings, *extra), passed, dict(self.stats))
-
-
-def _steps(moves: Iterable[Move]) -> tuple[PathStep, ...]:
-    return tuple(PathStep(u, t.trigger, t.id, v, t.rules) for u, v, t in moves)
 
 
 def _matches(pg: ProcedureGraph, event: EventRef, move: Move) -> bool:
@@ -143,14 +74,14 @@ def check_can_end(pg: ProcedureGraph, limit: int = 5) -> list[Finding]:
         out.append(Finding(
             "can_end", "error",
             f"dead end: in {describe(config)} nothing can happen and the case may not end there",
-            rules, _steps(pg.path_to(config) or []), config))
+            rules, path_of(pg.path_to(config) or []), config))
     if not dead_ends:
         config = doomed[0]
         rules = tuple(sorted({r for leaf in config for r in pg.procedure.states[leaf].rules}))
         out.append(Finding(
             "can_end", "error",
             f"from {describe(config)} the case can never reach a state where it may end",
-            rules, _steps(pg.path_to(config) or [])))
+            rules, path_of(pg.path_to(config) or [])))
     return out
 
 
@@ -168,7 +99,7 @@ def check_traps(pg: ProcedureGraph) -> list[Finding]:
             "traps", "error",
             f"trap: once in {{{', '.join(states)}}} a case can never leave or end",
             tuple(sorted({r for s in states for r in pg.procedure.states[s].rules})),
-            _steps(pg.path_to(entry) or []), entry))
+            path_of(pg.path_to(entry) or []), entry))
     return out
 
 
@@ -272,7 +203,7 @@ def _initially(pg: ProcedureGraph, event: EventRef) -> bool:
 
 def _violation(p: Property, message: str, path: Iterable[Move],
                stuck: Config | None = None) -> Finding:
-    return Finding(f"property:{p.id}", "error", message, p.rules, _steps(path), stuck)
+    return Finding(f"property:{p.id}", "error", message, p.rules, path_of(path), stuck)
 
 
 def _check_absence(pg: ProcedureGraph, p: Property) -> list[Finding]:
@@ -524,8 +455,6 @@ def check_procedure(procedure: Procedure) -> CheckReport:
     run("guards", check_guards(procedure))
     for prop in procedure.properties:
         run(f"property:{prop.id}", check_property(pg, prop))
-    from model.timescales import check_timescales  # imports this module: import it late
-
     run("timescales", check_timescales(pg))
     stats = {
         "states": sum(1 for s in procedure.states.values()
@@ -539,26 +468,3 @@ def check_procedure(procedure: Procedure) -> CheckReport:
     }
     return CheckReport(procedure.id, tuple(findings), tuple(passed), stats)
 
-
-def format_report(report: CheckReport, verbose: bool = False) -> str:
-    """The report as plain text: a verdict line, then each failure with its counterexample."""
-    s = report.stats
-    lines = [
-        f"{report.procedure}: {'PASS' if report.ok else 'FAIL'}  "
-        f"({s.get('states', 0)} states, {s.get('transitions', 0)} transitions, "
-        f"{s.get('deadlines', 0)} deadlines, {s.get('properties', 0)} properties; "
-        f"{s.get('configurations', 0)} configurations, {s.get('moves', 0)} moves explored)"
-    ]
-    if verbose or report.ok:
-        lines.append("  passed: " + ", ".join(report.passed))
-    for f in report.findings:
-        mark = "FAIL" if f.severity == "error" else "warn"
-        rules = f" [{', '.join(f.rules)}]" if f.rules else ""
-        lines.append(f"  {mark} {f.check}: {f.message}{rules}")
-        if f.path or f.stuck_at is not None:
-            lines.append("    counterexample:")
-            for i, step in enumerate(f.path, 1):
-                lines.append(f"      {i}. {step}")
-            if f.stuck_at is not None:
-                lines.append(f"      stuck: nothing leads on from {describe(f.stuck_at)}")
-    return "\n".join(lines)

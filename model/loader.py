@@ -24,11 +24,13 @@ from model.guards import GUARDS
 from model.rules import SOURCE_TITLES, load_rules
 from model.spec import (
     BASIS_KINDS,
+    CIN_EVENT_TYPES,
     MANAGER_LEVELS,
     PATTERNS,
     ROLES,
     Basis,
     BasisKind,
+    CinEvent,
     Deadline,
     EventKind,
     EventRef,
@@ -62,6 +64,7 @@ TOP_KEYS = (
     "properties",
     "sources",
     "not_encoded",
+    "cin_flat",
 )
 STATE_KEYS = ("rules", "basis", "summary", "terminal", "initial", "states", "include",
               "exhaustive")
@@ -109,6 +112,7 @@ PROPERTY_KEYS = (
     "summary",
 )
 BASIS_KEYS = ("kind", "note")
+CIN_FLAT_KEYS = ("events", "activities")
 PATTERN_FIELDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # pattern: (required fields, optional fields)
     "absence": (("of",), ()),
@@ -976,6 +980,63 @@ class _Builder:
             )
         return out
 
+    # -- CIN-flat mapping -------------------------------------------------------------------
+    def build_cin_flat(self, raw: LMap, triggers: set[str]) -> tuple[CinEvent, ...] | None:
+        """The ``cin_flat`` block: which events make each CIN-flat event type.
+
+        None when the procedure declares no mapping. Entries come out in the table's order
+        (:data:`model.spec.CIN_EVENT_TYPES`), whatever order the file lists them in.
+        """
+        m = self.mapping(raw, "cin_flat", "cin_flat")
+        if m is None:
+            return None
+        if not m:
+            self.err(raw.at("cin_flat"), "cin_flat", "must map at least one CIN-flat event type")
+            return None
+        found: dict[str, CinEvent] = {}
+        claimed: dict[str, str] = {}
+        for kind, spec in m.items():
+            field = f"cin_flat.{kind}"
+            if kind not in CIN_EVENT_TYPES:
+                self.err(m.at(kind), field, "unknown CIN-flat event type (one of "
+                         + ", ".join(CIN_EVENT_TYPES) + ")", kind,
+                         did_you_mean(kind, CIN_EVENT_TYPES))
+                continue
+            if not isinstance(spec, LMap):
+                self.err(m.at(kind), field,
+                         "must be {events: [EVENT, ...], activities: [TRIGGER, ...]}", spec)
+                continue
+            self.check_keys(spec, CIN_FLAT_KEYS, field)
+            value = spec.get("events")
+            if not isinstance(value, LList) or not value:
+                self.err(spec.at("events") if "events" in spec else m.at(kind),
+                         f"{field}.events", "must be a non-empty list of events "
+                         "({trigger: NAME}, {enter: STATE} or {exit: STATE})", value)
+                continue
+            events: list[EventRef] = []
+            for i, item in enumerate(value):
+                ev = self.event_value(item, value.at(i), f"{field}.events[{i}]")
+                self.check_event(ev, triggers, value.at(i), f"{field}.events[{i}]")
+                if ev is not None:
+                    events.append(ev)
+            raw_acts = spec.get("activities")
+            acts = raw_acts if isinstance(raw_acts, LList) else (
+                [] if raw_acts is None else [raw_acts])
+            activities: list[str] = []
+            for i, trig in enumerate(acts):
+                where = raw_acts.at(i) if isinstance(raw_acts, LList) else spec.at("activities")
+                afield = f"{field}.activities[{i}]"
+                if not isinstance(trig, str) or trig not in triggers:
+                    self.err(where, afield, "unknown trigger", trig,
+                             did_you_mean(trig, triggers))
+                elif trig in claimed:
+                    self.err(where, afield, f"already stands for {claimed[trig]}", trig)
+                else:
+                    claimed[trig] = kind
+                    activities.append(trig)
+            found[kind] = CinEvent(kind, tuple(events), tuple(activities), self.origin(m, kind))
+        return tuple(found[k] for k in CIN_EVENT_TYPES if k in found)
+
     # -- whole procedure ---------------------------------------------------------------------
     def build(self) -> Procedure:
         raw = self.raw
@@ -1066,6 +1127,7 @@ class _Builder:
         properties = self.included_properties + (
             self.build_properties(pr_map, triggers, recorded) if pr_map is not None else []
         )
+        cin_flat = self.build_cin_flat(raw, triggers)
         sources: tuple[str, ...] = ()
         if declared_sources is not None:
             sources = tuple(dict.fromkeys((*declared_sources, *self.included_sources)))
@@ -1093,6 +1155,7 @@ class _Builder:
             files=tuple(self.files),
             sources=sources,
             not_encoded=MappingProxyType(not_encoded),
+            cin_flat=cin_flat,
         )
         # Whether each citation is enforced depends on the whole procedure: check it last.
         self.check_enforced(procedure)

@@ -3,9 +3,10 @@
 A *walkthrough* is one case's journey, replayable with ``cpsim walk --replay``: it starts
 as a new case with facts chosen up front (so fact guards such as ``extended_notice_needed``
 can hold) and ends where a case may end. The planner searches the procedure's concrete
-state space: the configuration plus the trigger counts that guards read (found by probing
-each guard; e.g. ``designated_review_due`` needs three reviews of the current plan), with
-guards evaluated exactly as the compiled machine does.
+state space: the configuration plus the trigger counts that guards read (as each guard
+declares in :mod:`model.guards`, e.g. ``designated_review_due`` needs three reviews of the
+current plan; counted up to where its answer stops changing), with guards evaluated exactly
+as the compiled machine does.
 
 Choosing the fewest walkthroughs that cover everything is a set-cover problem (NP-hard),
 so the set is built greedily and is not proven minimal. Each round builds one candidate per
@@ -13,7 +14,7 @@ so the set is built greedily and is not proven minimal. Each round builds one ca
 still end, then, while anything not yet covered can be reached without the case ending on
 the way, the cheapest detour to it (nearest first), then the shortest way to an end. The
 candidate covering the most not yet covered wins the round (ties: fewer steps). Every
-chosen walkthrough is then replayed on the real machine (:class:`model.walk.WalkSession`),
+chosen walkthrough is then replayed on the real machine (:class:`model.session.WalkSession`),
 which adds clock moves where a deadline sets a minimum gap, and what it covers is taken
 from that replay.
 
@@ -27,7 +28,6 @@ apart: no single walk exercises a property.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 import textwrap
 from collections import deque
@@ -48,16 +48,14 @@ from model.graph import (
     initial_events,
     is_terminal,
 )
-from model.guards import FACTS, GuardContext, evaluate
+from model.guards import GUARDS, GuardContext, counts_read, evaluate, fact_classes, reads_counts
+from model.session import DEFAULT_START, Move, WalkSession, format_transcript
+from model.session_view import format_facts
 from model.spec import Deadline, EventRef, Procedure, Transition
 from model.types import StateId, TriggerId
-from model.walk import DEFAULT_START, WalkSession, format_facts, format_transcript
 
 CoverMode = Literal["states", "transitions", "deadlines", "rules"]
 COVER_MODES: tuple[CoverMode, ...] = ("states", "transitions", "deadlines", "rules")
-
-COUNT_CAP = 6
-"""Trigger counts above this are treated as equal in the search (guards are probed below it)."""
 
 MAX_DETOUR_STEPS = 40
 """A walkthrough takes no new detour once it is this many actions long (exercises stay usable)."""
@@ -148,69 +146,55 @@ def _used_guards(procedure: Procedure) -> tuple[str, ...]:
                         | {d.when for d in procedure.deadlines if d.when}))
 
 
-def _fact_combinations() -> list[dict[str, bool]]:
-    combos = sorted(itertools.product((False, True), repeat=len(FACTS)),
-                    key=lambda c: (sum(c), [not x for x in c]))
-    return [{k: True for k, v in zip(FACTS, c, strict=True) if v} for c in combos]
-
-
 def fact_variants(procedure: Procedure) -> tuple[dict[str, bool], ...]:
     """One set of case facts per distinct way the procedure's guards can read them.
 
-    The simplest facts (fewest true) stand for each group. Guards are evaluated with no
-    triggers counted, so count-based guards do not split the facts.
+    One per class of :func:`model.guards.fact_classes`, the simplest first, each given by
+    its simplest member (only the true facts). Count-based guards read no facts, so they
+    do not split the facts.
 
     >>> from model.loader import load_procedure
     >>> [sorted(f) for f in fact_variants(load_procedure("newcastle-2010"))][:4]
     [[], ['parent_learning_disability'], ['pre_birth'], ['domestic_abuse']]
     """
-    guards = _used_guards(procedure)
-    seen: dict[tuple[bool, ...], dict[str, bool]] = {}
-    for facts in _fact_combinations():
-        signature = tuple(evaluate(g, GuardContext(facts=facts)) for g in guards)
-        seen.setdefault(signature, facts)
-    return tuple(seen.values())
+    return tuple(dict(c.facts) for c in fact_classes(_used_guards(procedure)))
 
 
 def counted_triggers(procedure: Procedure) -> tuple[tuple[TriggerId, ...], tuple[TriggerId, ...]]:
-    """Triggers whose count (whole case, then current episode) changes some guard's answer.
+    """Triggers whose count (whole case, then current episode) some guard used here reads.
 
-    Found by probing every guard the procedure uses with each trigger counted 1 to
-    ``COUNT_CAP - 1`` times, under every combination of facts, first with no other trigger
-    counted and then with every other trigger counted once (so a count that matters only
-    beside another, as in "a date was cancelled and none raised yet", is found too).
+    As the guards declare (:func:`model.guards.counts_read`), limited to the procedure's own
+    triggers (any other is never counted, so stays 0).
 
     >>> from model.loader import load_procedure
     >>> counted_triggers(load_procedure("newcastle-2010"))
     ((), ('designated_review_opens', 'review_opens'))
     """
-    guards = _used_guards(procedure)
-    combos = _fact_combinations()
-    counts: set[TriggerId] = set()
-    episode: set[TriggerId] = set()
-    for trigger in procedure.triggers:
-        others = {t: 1 for t in procedure.triggers if t != trigger}
-        for g in guards:
-            for facts in combos:
-                for background in ({}, others):
-                    base_counts = evaluate(g, GuardContext(facts=facts, counts=background))
-                    base_episode = evaluate(g, GuardContext(facts=facts, episode=background))
-                    for k in range(1, COUNT_CAP):
-                        if evaluate(g, GuardContext(facts=facts, counts={**background, trigger: k})
-                                    ) != base_counts:
-                            counts.add(trigger)
-                        if evaluate(g, GuardContext(facts=facts,
-                                                    episode={**background, trigger: k})
-                                    ) != base_episode:
-                            episode.add(trigger)
-    return tuple(sorted(counts)), tuple(sorted(episode))
+    counts, episode = counts_read(_used_guards(procedure))
+    own = set(procedure.triggers)
+    return tuple(sorted(counts & own)), tuple(sorted(episode & own))
+
+
+def count_cap(procedure: Procedure) -> int:
+    """The count at which the search stops counting a trigger: every higher one reads the same.
+
+    The largest ``saturates_at`` the count-reading guards used here declare (0 when none
+    reads a count).
+
+    >>> from model.loader import load_procedure
+    >>> count_cap(load_procedure("newcastle-2010"))
+    4
+    """
+    return max((GUARDS[g].saturates_at for g in _used_guards(procedure) if reads_counts(g)),
+               default=0)
 
 
 class _Space:
     """Every situation a case with given facts can reach: configuration and guard counts."""
 
     def __init__(self, procedure: Procedure, facts: Mapping[str, bool],
-                 counted: tuple[TriggerId, ...], episodic: tuple[TriggerId, ...]) -> None:
+                 counted: tuple[TriggerId, ...], episodic: tuple[TriggerId, ...],
+                 cap: int) -> None:
         self.procedure = procedure
         self.facts = dict(facts)
         self.counted = counted
@@ -238,9 +222,9 @@ class _Space:
                 episode = (0,) * len(episodic) if reset else node.episode
                 nxt = _Node(
                     after,
-                    tuple(min(COUNT_CAP, c + (tr == t.trigger))
+                    tuple(min(cap, c + (tr == t.trigger))
                           for tr, c in zip(counted, node.counts, strict=True)),
-                    tuple(min(COUNT_CAP, c + (tr == t.trigger))
+                    tuple(min(cap, c + (tr == t.trigger))
                           for tr, c in zip(episodic, episode, strict=True)),
                 )
                 j = self.index.get(nxt)
@@ -526,7 +510,8 @@ class _Planner:
         self.max_steps = max_steps
         counted, episodic = counted_triggers(procedure)
         self.variants = fact_variants(procedure)
-        self.spaces = [_Space(procedure, f, counted, episodic) for f in self.variants]
+        cap = count_cap(procedure)
+        self.spaces = [_Space(procedure, f, counted, episodic, cap) for f in self.variants]
         self.targets = [_Targets(sp) for sp in self.spaces]
         self.elements = self._elements()
         self.gives = {(e.kind, e.id): self._gives(e) for e in self.elements}
@@ -709,12 +694,12 @@ def _route(procedure: Procedure, configs: Sequence[Config]) -> tuple[StateId, ..
     return tuple(out)
 
 
-def _gap_command(hours: float) -> str:
+def _gap(hours: float) -> str:
     if hours % 24 == 0:
         days = int(hours // 24)
-        return f"advance {days} day{'s' if days != 1 else ''}"
+        return f"{days} day{'s' if days != 1 else ''}"
     whole = math.ceil(hours)
-    return f"advance {whole} hour{'s' if whole != 1 else ''}"
+    return f"{whole} hour{'s' if whole != 1 else ''}"
 
 
 def _replay(procedure: Procedure, facts: Mapping[str, bool], moves: Sequence[_Edge],
@@ -734,10 +719,10 @@ def _replay(procedure: Procedure, facts: Mapping[str, bool], moves: Sequence[_Ed
             harmless = all(c.due is None or c.due >= until
                            for c in session.case.clocks.values())
             if harmless:
-                result = session.apply(_gap_command(until - now))
+                result = session.apply(Move.advance(_gap(until - now)))
                 if result.status != "ok":  # pragma: no cover - commands we wrote ourselves
                     raise RuntimeError(f"planned clock move failed: {result.notes}")
-        result = session.apply(edge.transition.trigger)
+        result = session.apply(Move.act(edge.transition.trigger))
         if result.status != "ok" or session.configuration != expected:
             raise RuntimeError(  # pragma: no cover - the search and the machine disagree
                 f"planned walk through {procedure.id} does not replay at "

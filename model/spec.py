@@ -259,6 +259,59 @@ class Property:
     basis: Basis | None = None
 
 
+CinEventType = Literal[
+    "referral",
+    "early_help",
+    "assessment_start",
+    "assessment_end",
+    "strategy_discussion",
+    "s47_start",
+    "s47_no_conference",
+    "icpc",
+    "cp_plan_start",
+    "review",
+    "cp_plan_end",
+    "cin_plan_start",
+    "closure",
+]
+CIN_EVENT_TYPES: tuple[CinEventType, ...] = (
+    "referral",
+    "early_help",
+    "assessment_start",
+    "assessment_end",
+    "strategy_discussion",
+    "s47_start",
+    "s47_no_conference",
+    "icpc",
+    "cp_plan_start",
+    "review",
+    "cp_plan_end",
+    "cin_plan_start",
+    "closure",
+)
+"""The event types of the CIN-flat table (a CIN-census-like format), in the table's order."""
+
+
+@dataclass(frozen=True, slots=True)
+class CinEvent:
+    """How one CIN-flat event type shows in this procedure (its ``cin_flat`` block).
+
+    The CIN-flat vocabulary is fixed by the data format; which states and triggers make
+    each type is the procedure's to say, so real data maps onto any procedure without code.
+
+    Attributes:
+        type: The CIN-flat event type.
+        events: The procedure events that make it (any one of them).
+        activities: Triggers that stand for it where data names steps by trigger (CSV, XES).
+        origin: Where the type's entry was written.
+    """
+
+    type: CinEventType
+    events: tuple[EventRef, ...]
+    activities: tuple[TriggerId, ...]
+    origin: Origin
+
+
 @dataclass(frozen=True)
 class Procedure:
     """A whole procedure, validated and frozen.
@@ -276,6 +329,8 @@ class Procedure:
             (:func:`model.trace.used_sources`).
         not_encoded: Rules of its sources the procedure deliberately leaves out, each with
             the reason.
+        cin_flat: How CIN-flat event types map onto its events, in the table's order; None
+            when the procedure declares no mapping (it cannot be held against case data).
     """
 
     id: str
@@ -294,6 +349,7 @@ class Procedure:
     not_encoded: Mapping[RuleId, str] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    cin_flat: tuple[CinEvent, ...] | None = None
 
     @property
     def triggers(self) -> tuple[TriggerId, ...]:

@@ -62,11 +62,11 @@ the merged states are finitely many and the exploration ends; :data:`MAX_STATES`
 safety net that makes the check say it is incomplete.
 
 **Guards.** A deadline's ``when`` guard that reads only the case's facts is fixed for the
-case: each *scenario* is one consistent set of values of those guards (the values some
-combination of :data:`model.guards.FACTS` gives, so complementary groups such as
+case: each kind of case (:class:`FactCase`) is one consistent set of values of those guards
+(one class of :func:`model.guards.fact_classes`, so complementary groups such as
 ``extended_notice_needed`` / ``standard_notice`` always take opposite values). A guard that
-reads trigger counts may hold at one start and not at the next, so each start is tried
-both ways.
+reads trigger counts (as it declares in :mod:`model.guards`) may hold at one start and not
+at the next, so each start is tried both ways.
 
 **Regions.** Deadlines whose events all lie in one region (or the main flow) are checked on
 the configuration graph projected onto that region; deadlines that tie regions together
@@ -88,36 +88,28 @@ Everything here is pure: functions return findings and data, and never print.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from datetime import date, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import networkx as nx
 
-from model.calendar import WorkingCalendar
-from model.check import Finding, PathStep
+from model.calendar import CALENDAR_FIRST, CALENDAR_LAST, WorkingCalendar
 from model.errors import InputError, Problem, did_you_mean
+from model.findings import Finding, PathStep
 from model.graph import Config, ProcedureGraph, build_graph, events_of, initial_events
 from model.graph import region_index as _region_index
-from model.guards import FACTS, GuardContext, evaluate
+from model.guards import fact_classes, reads_counts
 from model.spec import Deadline, EventRef, Procedure, Transition
 from model.types import Duration, GuardId, RuleId
 
 Reading = Literal["favourable", "ordinary", "strict"]
 """``favourable``: each timescale as generous as any date allows; ``ordinary``: as generous
 as any date allows on a calendar of weekends without bank holidays; ``strict``: as tight."""
-
-CALENDAR_FIRST = date(2000, 1, 1)
-"""The first start date tried when reading calendar timescales in hours."""
-
-CALENDAR_LAST = date(2050, 12, 31)
-"""The last start date tried when reading calendar timescales in hours."""
 
 MAX_STARTS = 2
 """Default bound: each deadline is checked over its first this many clocks on a run."""
@@ -126,49 +118,29 @@ MAX_STATES = 20_000
 """Stop exploring (and say the proof is incomplete) after this many merged states."""
 
 MAX_CLASHES = 5
-"""Explain at most this many blocked moves per scenario and reading."""
+"""Explain at most this many blocked moves per kind of case and reading."""
 
 INF = math.inf
 
 
 # -- reading durations in hours ----------------------------------------------------------------
 @functools.cache
-def _working_days_from_first(horizon: int, holidays: bool = True) -> tuple[int, ...]:
-    """Offsets (days after CALENDAR_FIRST, 1..horizon) of every working day.
-
-    Without ``holidays``, every weekday counts (an ordinary week).
-    """
-    cal = WorkingCalendar(CALENDAR_FIRST)
-
-    def working(d: date) -> bool:
-        return cal.is_working_day(d) if holidays else d.weekday() < 5
-
-    return tuple(i for i in range(1, horizon + 1)
-                 if working(CALENDAR_FIRST + timedelta(days=i)))
-
-
-@functools.cache
 def _calendar_days(limit: Duration, holidays: bool = True) -> tuple[int, int]:
-    """Fewest and most calendar days from a start date to the date ``limit`` is due on."""
-    starts = (CALENDAR_LAST - CALENDAR_FIRST).days + 1
+    """Fewest and most calendar days from a start date to the date ``limit`` is due on.
+
+    Without ``holidays``, on a calendar of weekends alone (an ordinary week).
+    """
+    starts = range((CALENDAR_LAST - CALENDAR_FIRST).days + 1)  # day numbers of start dates
+    cal = WorkingCalendar(CALENDAR_FIRST, bank_holidays=holidays)
     if limit.unit == "days":
         return limit.value, limit.value
     if limit.unit == "working_days":
-        horizon = -(-(starts + 3 * limit.value + 40) // 1000) * 1000
-        working = _working_days_from_first(horizon, holidays)
-        spans = []
-        for offset in range(starts):
-            first_after = bisect.bisect_right(working, offset)
-            spans.append(working[first_after + limit.value - 1] - offset)
-        return min(spans), max(spans)
-    if limit.unit == "months":
-        cal = WorkingCalendar(CALENDAR_FIRST)
-        spans = []
-        for offset in range(starts):
-            t = 24.0 * offset
-            spans.append(round((cal.due(t, limit) - t) / 24.0) - 1)
-        return min(spans), max(spans)
-    raise ValueError(f"{limit.unit} is not a calendar unit")
+        spans = [cal.add_working(day, limit.value) - day for day in starts]
+    elif limit.unit == "months":
+        spans = [round(cal.due(24.0 * day, limit) / 24.0) - 1 - day for day in starts]
+    else:
+        raise ValueError(f"{limit.unit} is not a calendar unit")
+    return min(spans), max(spans)
 
 
 def gap_range(limit: Duration, kind: Literal["within", "at_least"],
@@ -226,49 +198,13 @@ def required_hours(limit: Duration, reading: Reading) -> float:
     return longest if reading == "strict" else shortest
 
 
-# -- guards and scenarios ----------------------------------------------------------------------
-class _CountsProbe(Mapping[str, int]):
-    """An empty mapping of trigger counts that remembers whether a guard looked at it."""
-
-    def __init__(self) -> None:
-        self.read = False
-
-    def __getitem__(self, key: str) -> int:
-        self.read = True
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        self.read = True
-        return iter(())
-
-    def __len__(self) -> int:
-        self.read = True
-        return 0
-
-
-def _fact_assignments() -> list[dict[str, bool]]:
-    """Every combination of the registered facts, fewest set first."""
-    out = []
-    for size in range(len(FACTS) + 1):
-        for chosen in itertools.combinations(FACTS, size):
-            out.append({f: f in chosen for f in FACTS})
-    return out
-
-
-def _reads_counts(guard: GuardId) -> bool:
-    """True when the guard looks at anything but the facts (how often triggers fired)."""
-    others = [f.name for f in fields(GuardContext) if f.name != "facts"]
-    for facts in _fact_assignments():
-        probes = {name: _CountsProbe() for name in others}
-        evaluate(guard, GuardContext(facts, **probes))
-        if any(p.read for p in probes.values()):
-            return True
-    return False
-
-
+# -- guards and fact cases --------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class Scenario:
-    """One consistent set of values for the fact-reading guards that deadlines name.
+class FactCase:
+    """One kind of case as the deadlines' fact-reading ``when`` guards see it.
+
+    Not a simulation scenario: one class of :func:`model.guards.fact_classes`, fixed for
+    the case's whole life.
 
     Attributes:
         guards: Each such guard with its value, sorted by name.
@@ -279,29 +215,23 @@ class Scenario:
     facts: tuple[str, ...]
 
     def value(self, guard: GuardId) -> bool | None:
-        """The guard's value in this scenario, or None when it is not fixed by the facts."""
+        """The guard's value for this kind of case, or None when the facts do not fix it."""
         for name, holds in self.guards:
             if name == guard:
                 return holds
         return None
 
 
-def scenarios(deadlines: Sequence[Deadline]) -> tuple[Scenario, ...]:
-    """The distinct scenarios for these deadlines' fact-reading ``when`` guards.
+def fact_cases(deadlines: Sequence[Deadline]) -> tuple[FactCase, ...]:
+    """The kinds of case these deadlines' fact-reading ``when`` guards tell apart.
 
-    Every combination of :data:`model.guards.FACTS` is evaluated; combinations giving the
-    same guard values are one scenario, shown with the one that sets the fewest facts.
-    Guards that read trigger counts are left out (they are decided at each clock start).
+    One per class of :func:`model.guards.fact_classes` (simplest first), shown with its
+    simplest member. Guards that read trigger counts are left out: they are decided at
+    each clock start.
     """
-    names = sorted({d.when for d in deadlines if d.when is not None and not _reads_counts(d.when)})
-    seen: dict[tuple[bool, ...], Scenario] = {}
-    for facts in _fact_assignments():
-        ctx = GuardContext(facts=facts)
-        values = tuple(evaluate(g, ctx) for g in names)
-        if values not in seen:
-            seen[values] = Scenario(tuple(zip(names, values, strict=True)),
-                                    tuple(f for f in FACTS if facts[f]))
-    return tuple(seen.values())
+    names = sorted({d.when for d in deadlines if d.when is not None and not reads_counts(d.when)})
+    return tuple(FactCase(tuple((g, g in c.holds) for g in names), tuple(c.facts))
+                 for c in fact_classes(names))
 
 
 # -- the projected graph ----------------------------------------------------------------------
@@ -554,9 +484,9 @@ def _limits(deadlines: Sequence[Deadline], reading: Reading) -> _Limits:
     )
 
 
-def _skipped(d: Deadline, scenario: Scenario, declined: frozenset[str]) -> bool:
+def _skipped(d: Deadline, fact_case: FactCase, declined: frozenset[str]) -> bool:
     """True when ``d``'s guard keeps its clock from starting for this case at this step."""
-    return d.id in declined or (d.when is not None and scenario.value(d.when) is False)
+    return d.id in declined or (d.when is not None and fact_case.value(d.when) is False)
 
 
 _Record = dict[EventRef, list[float]]
@@ -566,17 +496,17 @@ _BEYOND = "beyond"
 
 
 class _Explorer:
-    """Breadth-first exploration of one projection in one scenario and reading.
+    """Breadth-first exploration of one projection for one kind of case and one reading.
 
     Every state holds all the timings that keep every rule along its runs; a move that no
     such timing allows is recorded as a ``clash`` and not followed.
     """
 
-    def __init__(self, proj: _Projection, scenario: Scenario, reading: Reading,
+    def __init__(self, proj: _Projection, fact_case: FactCase, reading: Reading,
                  max_starts: int, track: Sequence[EventRef] = (),
                  origin: EventRef | None = None) -> None:
         self.proj = proj
-        self.scenario = scenario
+        self.fact_case = fact_case
         self.limits = _limits(proj.deadlines, reading)
         self.max_starts = max_starts
         self.track = tuple(track)
@@ -586,7 +516,7 @@ class _Explorer:
         for d in proj.deadlines:
             self.starting.setdefault(d.start, []).append(d)
         self.free = {d.id for d in proj.deadlines
-                     if d.when is not None and scenario.value(d.when) is None}
+                     if d.when is not None and fact_case.value(d.when) is None}
         self.nodes: dict[_Key, _Node] = {}
         self.order: list[_Key] = []
         self.record: _Record = {}
@@ -622,7 +552,7 @@ class _Explorer:
                     del zone.roles[role]
         for event in events:
             for d in self.starting.get(event, ()):
-                if _skipped(d, self.scenario, declined):
+                if _skipped(d, self.fact_case, declined):
                     continue
                 role = f"start:{d.id}"
                 if role in zone.roles and not d.repeats:
@@ -865,7 +795,7 @@ class _Instance:
     ended: bool
 
 
-def _replay(proj: _Projection, scenario: Scenario, steps: Sequence[_Step]) -> list[_Instance]:
+def _replay(proj: _Projection, fact_case: FactCase, steps: Sequence[_Step]) -> list[_Instance]:
     """Replay the runtime's clocks along a run: every clock that starts on it."""
     running: dict[str, tuple[Deadline, int]] = {}
     out: list[_Instance] = []
@@ -878,7 +808,7 @@ def _replay(proj: _Projection, scenario: Scenario, steps: Sequence[_Step]) -> li
                     del running[d_id]
         for event in events:
             for d in proj.deadlines:
-                if d.start != event or _skipped(d, scenario, step.declined):
+                if d.start != event or _skipped(d, fact_case, step.declined):
                     continue
                 if d.id in running and not d.repeats:
                     continue
@@ -1004,18 +934,18 @@ def _rules_of(deadlines: Iterable[Deadline]) -> tuple[RuleId, ...]:
     return tuple(rules)
 
 
-def _clash(proj: _Projection, scenario: Scenario, reading: Reading,
+def _clash(proj: _Projection, fact_case: FactCase, reading: Reading,
            steps: list[_Step]) -> Clash | None:
     """Explain why the last move of ``steps`` cannot be made in time."""
     limits = _limits(proj.deadlines, reading)
-    instances = _replay(proj, scenario, steps)
+    instances = _replay(proj, fact_case, steps)
     chosen = _minimal_clash(len(steps), instances, limits)
     if chosen is None:  # pragma: no cover - the exploration and the replay agree
         return None
     ids = {instances[k].deadline.id for k in chosen}
     ordered = [d for d in proj.deadlines if d.id in ids]
     whens = {d.when for d in ordered if d.when is not None}
-    guards = tuple((g, v) for g, v in scenario.guards if g in whens)
+    guards = tuple((g, v) for g, v in fact_case.guards if g in whens)
     g = _stn(len(steps), instances, chosen, limits)
     cycle = nx.find_negative_cycle(g, len(steps) - 1)
     weights = [g.edges[u, v]["weight"] for u, v in itertools.pairwise(cycle)]
@@ -1023,7 +953,7 @@ def _clash(proj: _Projection, scenario: Scenario, reading: Reading,
     assert last is not None
     return Clash(
         tuple(d.id for d in ordered), _rules_of(ordered), reading, guards,
-        scenario.facts if guards else (), last.transition.trigger,
+        fact_case.facts if guards else (), last.transition.trigger,
         tuple(_trigger_of(steps[p]) for p in sorted(set(cycle))),
         _path_steps(proj.lift(s.move for s in steps if s.move is not None)),
         -sum(w for w in weights if w < 0), sum(w for w in weights if w > 0),
@@ -1039,10 +969,10 @@ def _unkeepable(pg: ProcedureGraph, reading: Reading) -> list[Clash]:
     proc = pg.procedure
     limits = _limits(proc.deadlines, reading)
     out = []
-    for scenario in scenarios(proc.deadlines):
+    for fact_case in fact_cases(proc.deadlines):
         groups: dict[tuple[EventRef, EventRef], list[Deadline]] = {}
         for d in proc.deadlines:
-            if d.when is None or scenario.value(d.when) is not False:
+            if d.when is None or fact_case.value(d.when) is not False:
                 groups.setdefault((d.start, d.end), []).append(d)
         for (start, end), group in groups.items():
             lows = [d for d in group if d.id in limits.at_least]
@@ -1055,10 +985,10 @@ def _unkeepable(pg: ProcedureGraph, reading: Reading) -> list[Clash]:
                 continue
             pair = [d for d in proc.deadlines if d.id in {low.id, high.id}]
             whens = {d.when for d in pair if d.when is not None}
-            guards = tuple((g, v) for g, v in scenario.guards if g in whens)
+            guards = tuple((g, v) for g, v in fact_case.guards if g in whens)
             out.append(Clash(
                 tuple(d.id for d in pair), _rules_of(pair), reading, guards,
-                scenario.facts if guards else (), None, (str(start), str(end)),
+                fact_case.facts if guards else (), None, (str(start), str(end)),
                 _path_steps(_shortest_run_to(pg, start)), limits.at_least[low.id],
                 limits.within[high.id], tuple(_explain(d, limits) for d in pair),
             ))
@@ -1092,15 +1022,15 @@ def find_clashes(procedure: Procedure | ProcedureGraph, reading: Reading = "favo
 
     Returns:
         The clashes (shortest run first, one per distinct set of deadlines and guard
-        values, at most :data:`MAX_CLASHES` blocked moves explained per scenario) and
+        values, at most :data:`MAX_CLASHES` blocked moves explained per kind of case) and
         whether the exploration finished within :data:`MAX_STATES`.
     """
     pg = procedure if isinstance(procedure, ProcedureGraph) else build_graph(procedure)
     found: dict[object, Clash] = {c.key: c for c in _unkeepable(pg, reading)}
     complete = True
     for proj in _projections(pg):
-        for scenario in scenarios(proj.deadlines):
-            explorer = _Explorer(proj, scenario, reading, max_starts)
+        for fact_case in fact_cases(proj.deadlines):
+            explorer = _Explorer(proj, fact_case, reading, max_starts)
             explorer.run()
             complete = complete and not explorer.truncated
             if explorer.truncated:
@@ -1109,7 +1039,7 @@ def find_clashes(procedure: Procedure | ProcedureGraph, reading: Reading = "favo
                 # is reported incomplete instead.
                 continue
             for failures in explorer.blocked()[:MAX_CLASHES]:
-                options = [_clash(proj, scenario, reading, [*explorer.path(key), step])
+                options = [_clash(proj, fact_case, reading, [*explorer.path(key), step])
                            for key, step in failures[:_EXPLAIN]]
                 best = min((c for c in options if c is not None),
                            key=lambda c: (len(c.deadlines), len(c.path)), default=None)
@@ -1262,7 +1192,7 @@ def timescale_bounds(procedure: Procedure | ProcedureGraph, origin: EventRef | N
     """When each main-flow stage and deadline milestone can first happen, keeping every rule.
 
     Measured from the most recent ``origin`` (default: entering the initial state, i.e. the
-    referral) in the most favourable reading of the calendar, over every scenario, on the
+    referral) in the most favourable reading of the calendar, over every kind of case, on the
     runs explored as for :func:`find_clashes`. Each window is read off the constraints
     known when the event first happens after the origin, so it holds for every run that
     keeps every rule (it may be wider than the whole run would allow, never narrower).
@@ -1280,8 +1210,8 @@ def timescale_bounds(procedure: Procedure | ProcedureGraph, origin: EventRef | N
     track = _tracked(proj)
     record: _Record = {}
     complete = True
-    for scenario in scenarios(proj.deadlines):
-        explorer = _Explorer(proj, scenario, "favourable", max_starts, track, origin)
+    for fact_case in fact_cases(proj.deadlines):
+        explorer = _Explorer(proj, fact_case, "favourable", max_starts, track, origin)
         explorer.run()
         complete = complete and not explorer.truncated
         for event, (low, high) in explorer.record.items():
@@ -1349,16 +1279,16 @@ __all__ = [
     "CALENDAR_LAST",
     "MAX_STARTS",
     "Clash",
-    "Scenario",
+    "FactCase",
     "StageWindow",
     "TimescaleBounds",
     "allowed_hours",
     "check_timescales",
     "event_from_text",
+    "fact_cases",
     "find_clashes",
     "format_timescales",
     "gap_range",
     "required_hours",
-    "scenarios",
     "timescale_bounds",
 ]

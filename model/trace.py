@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Literal, TypeAlias
 
-from model.check import Finding
+from model.findings import Finding
 from model.graph import possible_events
 from model.rules import SOURCE_TITLES, Rule, load_rules
 from model.spec import Basis, Deadline, EventRef, Origin, Procedure, Property, State, Transition

@@ -29,8 +29,9 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from model.atomic import write_bytes_atomic
-from model.check import CheckReport, Finding, check_procedure
+from model.check import check_procedure
 from model.diff import diff_procedures, diff_rows
+from model.findings import CheckReport, Finding
 from model.graph import describe
 from model.spec import Procedure
 from reports import figures as fg
@@ -39,10 +40,10 @@ from reports.report import (
     flatten,
     format_value,
     group_order,
-    template_environment,
 )
-from simulations.experiments import Comparison, KpiDiff, load_comparison
+from reports.templating import environment
 from simulations.kpi import Kpi
+from simulations.results import Comparison, KpiDiff, load_comparison
 from simulations.scenario import Scenario
 
 MINUS = "\N{MINUS SIGN}"
@@ -602,7 +603,7 @@ def render_compare_report(c: Comparison, figures: Sequence[ReportFigure],
         "metadata_rows": side_by_side(a_meta, b_meta),
         "out": str(c.out),
     }
-    return template_environment().get_template("compare.html").render(**context)
+    return environment().get_template("compare.html").render(**context)
 
 
 def build_compare_report(out: Path, target: float = 0.95) -> Path:

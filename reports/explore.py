@@ -16,26 +16,22 @@ How the page is generated, not hand-written:
   enabled one, as :meth:`~model.compiler.CompiledProcedure.fire` does.
 * **Deadlines** are exported as data; the page starts, stops and cancels clocks with the
   compiler's rules and computes due dates with :class:`model.calendar.WorkingCalendar`'s
-  arithmetic, from the list of bank holidays on weekdays that the model's own calendar
-  reports for the start year and the three years after it.
+  arithmetic, on the working days of that calendar's own table, exported for the start
+  year and the three years after it (:func:`working_day_numbers`).
 * **Guards** are Python functions (:mod:`model.guards`), so each is turned into a *truth
-  table* by probing it (:func:`tabulate_guard`): it is run on mappings that record which
-  facts and trigger counts it reads, then evaluated on every combination of those facts
-  (yes/no) and counts (0 to a cap, :data:`COUNT_CAP` at first). The table is used only once
-  it is shown to agree with the guard: an absent fact reads as "no", an absent count as 0,
-  and every count above the cap, probed one by one up to :data:`PROBE_TOP`, gives the same
-  answer as the cap itself (while one does not, the cap is doubled). A guard that reads a
-  whole mapping, tells an absent fact from "no", or whose answer still changes at
-  :data:`PROBE_TOP`, cannot be tabulated and the page is not written
-  (:class:`GuardNotTabulable`).
+  table* (:func:`tabulate_guard`) from what it declares it reads: it is evaluated on every
+  combination of those facts (yes/no) and trigger counts (0 up to the count above which its
+  answer stops changing, which the table's lookup clamps to). ``tests/test_model_guards.py``
+  confirms each declaration, so the table is exact.
 
 The page embeds its data as JSON in a ``<script type="application/json">`` element, with
 ``<``, ``>`` and ``&`` written as ``\u003c``, ``\u003e`` and ``\u0026`` so no text in a
 procedure can close the element (:func:`embed_json`), and one generic script (the same for
 every procedure) reads it and puts text on the page only as text nodes. The diagram is the
-matplotlib drawing of :func:`reports.diagram.draw_diagram`, written as SVG with its text as
-glyph outlines. Each state's box and each move's label is found in the figure by geometry
-and tagged (:func:`tag_diagram`), then the SVG is rebuilt from an allow-list of drawing
+matplotlib drawing of :func:`reports.diagram.render_diagram`, written as SVG with its text as
+glyph outlines. The drawing names every artist of a state or a move as it draws it, and the
+page's tags (which group is which state's box, which move's label) are read back from those
+names in the SVG (:func:`read_tags`); then the SVG is rebuilt from an allow-list of drawing
 elements and attributes (:func:`clean_svg`), so no script, link, style sheet, comment or
 metadata from the drawing reaches the page.
 """
@@ -48,24 +44,19 @@ import json
 import re
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import matplotlib
 from markupsafe import Markup
-from matplotlib.colors import to_rgba
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
-from matplotlib.text import Text
 
 from model.atomic import write_text_atomic
 from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure, top_level_states
-from model.diagram import Box, Diagram, build_diagram
 from model.graph import (
     active_states,
     apply,
@@ -78,48 +69,24 @@ from model.graph import (
     matched_source,
     when_in_holds,
 )
-from model.guards import FACTS, GUARDS, GuardContext
+from model.guards import FACTS, GUARDS, GuardContext, facts_read
 from model.rules import load_rules
 from model.spec import Deadline, Procedure, ResourceNeed
 from model.types import Duration, GuardId
-from reports.diagram import draw_diagram
-
-COUNT_CAP = 8
-"""Trigger counts are tabulated from 0 to at least this; larger counts read as the cap."""
-
-PROBE_TOP = 64
-"""Guards are probed with counts up to this; the cap grows (doubling) while it must."""
+from reports.diagram import read_gid, render_diagram
 
 CALENDAR_YEARS = 4
-"""Bank holidays are exported for the start year and the years after it, this many in all."""
+"""Working days are exported for the start year and the years after it, this many in all."""
 
-_PROBE_LIMIT = 200_000  # most guard evaluations one table may take
+TABLE_LIMIT = 200_000
+"""Most cells one guard's truth table may have (the page carries every table)."""
 
 
 # -- guards as truth tables ------------------------------------------------------------------
 
 
 class GuardNotTabulable(ValueError):
-    """A guard cannot be written as a finite truth table the page can look up."""
-
-
-class _Probe(Mapping[str, Any]):
-    """A read-only mapping that records every key looked up and refuses to be iterated."""
-
-    def __init__(self, values: Mapping[str, Any], seen: set[str], what: str) -> None:
-        self._values = values
-        self._seen = seen
-        self._what = what
-
-    def __getitem__(self, key: str) -> Any:
-        self._seen.add(key)
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        raise GuardNotTabulable(f"it reads the whole of ctx.{self._what}")
-
-    def __len__(self) -> int:
-        raise GuardNotTabulable(f"it reads the size of ctx.{self._what}")
+    """A guard declares so many inputs that its truth table is too large for the page."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +103,7 @@ class GuardTable:
         facts: The case facts it reads.
         counts: The trigger counts (whole history) it reads.
         episode: The trigger counts of the current episode it reads.
-        cap: The largest count tabulated.
+        cap: The largest count tabulated (the guard's ``saturates_at``).
         table: ``"1"`` or ``"0"`` for every index, in index order.
     """
 
@@ -169,140 +136,52 @@ class GuardTable:
                 "cap": self.cap, "table": self.table}
 
 
-_ABSENT = object()
+def tabulate_guard(name: GuardId) -> GuardTable:
+    """A registered guard as an exact truth table, straight from what it declares.
 
-
-def _context(keys: list[tuple[str, str]], values: tuple[Any, ...]) -> GuardContext:
-    parts: dict[str, dict[str, Any]] = {"facts": {}, "counts": {}, "episode": {}}
-    for (part, key), value in zip(keys, values, strict=True):
-        if value is not _ABSENT:
-            parts[part][key] = value
-    return GuardContext(parts["facts"], parts["counts"], parts["episode"])
-
-
-def _probe_run(name: GuardId, ctx: GuardContext, seen: Mapping[str, set[str]]) -> bool:
-    probe = GuardContext(
-        facts=_Probe(ctx.facts, seen["facts"], "facts"),
-        counts=_Probe(ctx.counts, seen["counts"], "counts"),
-        episode=_Probe(ctx.episode, seen["episode"], "episode"),
-    )
-    try:
-        return bool(GUARDS[name].fn(probe))
-    except GuardNotTabulable as exc:
-        raise GuardNotTabulable(f"guard {name!r} cannot be tabulated: {exc}") from None
-
-
-def _probes(keys: list[tuple[str, str]], cap: int, top: int) -> Iterator[tuple[Any, ...]]:
-    """Contexts that test a table with counts up to ``cap`` against the guard itself.
-
-    Every combination of facts (absent, no, yes) and counts (absent, 0 to ``cap``, just
-    above it, and ``top``); then, one count at a time, every value from ``cap + 1`` to
-    ``top`` with the facts yes or no and the other counts from 0 to ``cap``.
-    """
-    facts: tuple[Any, ...] = (_ABSENT, False, True)
-    counts: tuple[Any, ...] = (_ABSENT, *range(cap + 2), top)
-    yield from itertools.product(*[facts if p == "facts" else counts for p, _ in keys])
-    for i, (part, _) in enumerate(keys):
-        if part == "facts":
-            continue
-        others = [(False, True) if p == "facts" else tuple(range(cap + 1)) for p, _ in keys]
-        others[i] = tuple(range(cap + 1, top + 1))
-        yield from itertools.product(*others)
-
-
-def _probe_count(keys: list[tuple[str, str]], cap: int, top: int) -> int:
-    facts = sum(1 for p, _ in keys if p == "facts")
-    counts = len(keys) - facts
-    total: int = pow(3, facts) * pow(cap + 4, counts)
-    if counts:
-        total += counts * pow(2, facts) * pow(cap + 1, counts - 1) * max(0, top - cap)
-    return total
-
-
-def _attempt(name: GuardId, found: Mapping[str, set[str]], cap: int, top: int,
-             seen: Mapping[str, set[str]]) -> tuple[GuardTable, str | None, bool]:
-    """Tabulate with counts up to ``cap`` and check the table against the guard.
-
-    Returns:
-        The table, the first mismatch found (None when there is none), and whether that
-        mismatch needed a count above ``cap`` (so a larger cap may cure it).
-    """
-    keys = [(part, key) for part in ("facts", "counts", "episode")
-            for key in sorted(found[part])]
-    if _probe_count(keys, cap, top) + 2 ** len(keys) * (cap + 1) ** len(keys) > _PROBE_LIMIT:
-        raise GuardNotTabulable(f"guard {name!r} reads too many facts and counts to "
-                                f"tabulate: {', '.join(k for _, k in keys)}")
-    shape = GuardTable(name, GUARDS[name].summary, tuple(sorted(found["facts"])),
-                       tuple(sorted(found["counts"])), tuple(sorted(found["episode"])), cap, "")
-    cells = ["0"] * (2 ** len(shape.facts) * (cap + 1) ** (len(keys) - len(shape.facts)))
-    domains = [(False, True) if p == "facts" else tuple(range(cap + 1)) for p, _ in keys]
-    for values in itertools.product(*domains):
-        ctx = _context(keys, values)
-        cells[shape.index(ctx)] = "1" if _probe_run(name, ctx, seen) else "0"
-    table = GuardTable(shape.name, shape.summary, shape.facts, shape.counts, shape.episode,
-                       cap, "".join(cells))
-    for values in _probes(keys, cap, top):
-        ctx = _context(keys, values)
-        result = _probe_run(name, ctx, seen)
-        if table.holds(ctx) != result:
-            above = any(not isinstance(v, bool) and v is not _ABSENT and v > cap
-                        for v in values)
-            return table, (
-                f"guard {name!r} cannot be tabulated: on facts {dict(ctx.facts)}, counts "
-                f"{dict(ctx.counts)} and episode {dict(ctx.episode)} it gives {result}, but "
-                f"its table (absent = no or 0, counts above {cap} read as {cap}) gives "
-                f"{not result}"), above
-    return table, None, False
-
-
-def tabulate_guard(name: GuardId, cap: int = COUNT_CAP, top: int = PROBE_TOP) -> GuardTable:
-    """Probe a registered guard and write it as an exact truth table.
-
-    The facts and counts the guard reads are found by running it on recording mappings
-    over every combination of what has been found so far, until no new key turns up (a
-    guard may read a key only when another has some value). The table covers counts from 0
-    to ``cap`` and is then checked against the guard with absent keys and with counts above
-    the cap up to ``top`` (see :func:`_probes`); while a count above the cap still changes
-    the answer, the cap is doubled, up to ``top``. Counts above ``top`` are taken to answer
-    as ``top`` does.
+    The table covers every combination of the facts the guard reads (yes/no, in
+    :data:`model.guards.FACTS` order) and of the trigger counts it reads, each from 0 to
+    its ``saturates_at``: every higher count answers as that one does, and an absent fact
+    or count reads as no or 0 (both confirmed by ``tests/test_model_guards.py``).
 
     Args:
         name: A guard registered in :data:`model.guards.GUARDS`.
-        cap: The smallest cap to try.
-        top: The largest count probed.
 
     Returns:
         The guard's table.
 
     Raises:
         KeyError: no guard of that name is registered.
-        GuardNotTabulable: the guard reads a whole mapping or too many keys, tells an
-            absent fact or count from "no" or 0, or never settles up to ``top``.
+        GuardNotTabulable: the table would have more than :data:`TABLE_LIMIT` cells.
 
     >>> t = tabulate_guard("extended_notice_needed")
-    >>> t.facts, t.counts, t.table
-    (('interpreter_needed', 'parent_learning_disability'), (), '0111')
+    >>> t.facts, t.counts, t.cap, t.table
+    (('parent_learning_disability', 'interpreter_needed'), (), 0, '0111')
     """
-    found: dict[str, set[str]] = {"facts": set(), "counts": set(), "episode": set()}
-    while True:
-        seen: dict[str, set[str]] = {"facts": set(), "counts": set(), "episode": set()}
-        size = cap
-        while True:
-            table, failure, above = _attempt(name, found, size, top, seen)
-            if failure is None or not above or size >= top:
-                break
-            size = min(2 * size, top)
-        if all(seen[part] <= found[part] for part in found):
-            if failure is not None:
-                raise GuardNotTabulable(failure)
-            return table
-        for part in found:
-            found[part] |= seen[part]
+    guard = GUARDS[name]
+    cap = guard.saturates_at
+    shape = GuardTable(name, guard.summary, facts_read([name]), tuple(sorted(guard.counts)),
+                       tuple(sorted(guard.episode)), cap, "")
+    keys = shape.facts + shape.counts + shape.episode
+    size = 2 ** len(shape.facts) * (cap + 1) ** (len(keys) - len(shape.facts))
+    if size > TABLE_LIMIT:
+        raise GuardNotTabulable(f"guard {name!r} reads too many facts and counts to "
+                                f"tabulate: {', '.join(keys)}")
+    cells = ["0"] * size
+    f, c = len(shape.facts), len(shape.facts) + len(shape.counts)
+    domains = [(False, True)] * f + [range(cap + 1)] * (len(keys) - f)
+    for values in itertools.product(*domains):
+        ctx = GuardContext(dict(zip(shape.facts, values[:f], strict=True)),
+                           dict(zip(shape.counts, values[f:c], strict=True)),
+                           dict(zip(shape.episode, values[c:], strict=True)))
+        cells[shape.index(ctx)] = "1" if guard.fn(ctx) else "0"
+    return GuardTable(shape.name, shape.summary, shape.facts, shape.counts, shape.episode,
+                      cap, "".join(cells))
 
 
-def guard_tables(cap: int = COUNT_CAP) -> dict[GuardId, GuardTable]:
+def guard_tables() -> dict[GuardId, GuardTable]:
     """Every registered guard as a truth table, by name."""
-    return {name: tabulate_guard(name, cap) for name in sorted(GUARDS)}
+    return {name: tabulate_guard(name) for name in sorted(GUARDS)}
 
 
 # -- the procedure as data -------------------------------------------------------------------
@@ -374,20 +253,18 @@ def export_graph(procedure: Procedure) -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges}
 
 
-def non_working_weekdays(calendar: WorkingCalendar, first_year: int, last_year: int) -> list[str]:
-    """Every Monday-to-Friday date the model's calendar treats as a holiday, ISO format.
+def working_day_numbers(calendar: WorkingCalendar, first: date, last: date) -> list[int]:
+    """The calendar's working days from ``first`` to ``last``, as days since ``first``.
 
-    >>> days = non_working_weekdays(WorkingCalendar(date(2025, 1, 1)), 2025, 2025)
+    The page's script reads working days from this list, so it skips exactly the days the
+    model's calendar skips (1 January 2025 is a bank holiday, 4 and 5 January a weekend):
+
+    >>> days = working_day_numbers(WorkingCalendar(date(2025, 1, 1)), date(2025, 1, 1),
+    ...                            date(2025, 12, 31))
     >>> days[:3], len(days)
-    (['2025-01-01', '2025-04-18', '2025-04-21'], 8)
+    ([1, 2, 5], 253)
     """
-    out = []
-    day = date(first_year, 1, 1)
-    while day.year <= last_year:
-        if day.weekday() < 5 and not calendar.is_working_day(day):
-            out.append(day.isoformat())
-        day += timedelta(days=1)
-    return out
+    return [(d - first).days for d in calendar.working_dates(first, last)]
 
 
 def explorer_data(compiled: CompiledProcedure) -> dict[str, Any]:
@@ -395,14 +272,15 @@ def explorer_data(compiled: CompiledProcedure) -> dict[str, Any]:
 
     Args:
         compiled: The compiled procedure; its calendar's start date is the case's default
-            start, and bank holidays are exported for that year and the next three.
+            start, and working days are exported for that year and the next three.
     """
     procedure = compiled.procedure
     calendar = compiled.calendar
     rules = load_rules()
     tables = guard_tables()
     facts = list(FACTS) + sorted({f for t in tables.values() for f in t.facts} - set(FACTS))
-    first, last = calendar.start.year, calendar.start.year + CALENDAR_YEARS - 1
+    first = date(calendar.start.year, 1, 1)
+    last = date(calendar.start.year + CALENDAR_YEARS - 1, 12, 31)
     cited = procedure.rule_ids()
     states = {
         sid: {"name": st.name, "parent": st.parent, "summary": st.summary,
@@ -431,10 +309,10 @@ def explorer_data(compiled: CompiledProcedure) -> dict[str, Any]:
                    "summary": "(not in the rule registry)"})
             for rid in cited
         },
-        "calendar": {"start": calendar.start.isoformat(), "first": f"{first}-01-01",
-                     "last": f"{last}-12-31", "start_hour": calendar.day_starts,
+        "calendar": {"start": calendar.start.isoformat(), "first": first.isoformat(),
+                     "last": last.isoformat(), "start_hour": calendar.day_starts,
                      "day_starts": calendar.day_starts, "day_ends": calendar.day_ends,
-                     "holidays": non_working_weekdays(calendar, first, last)},
+                     "working": working_day_numbers(calendar, first, last)},
     }
 
 
@@ -460,13 +338,13 @@ def embed_json(data: Any) -> str:
 
 @dataclass(frozen=True)
 class TaggedDiagram:
-    """The diagram as clean SVG markup, with what could be tagged in it.
+    """The diagram as clean SVG markup, with the states and moves tagged in it.
 
     Attributes:
-        svg: The ``<svg>`` element; state boxes carry ``data-state``, move labels
-            ``data-transition`` and ``data-trigger``.
+        svg: The ``<svg>`` element; state boxes carry ``data-state``, move labels (and
+            moves listed in a box) ``data-transition`` and ``data-trigger``.
         states: The state ids with a box in the drawing.
-        transitions: The transition ids with a clickable label.
+        transitions: The transition ids with a clickable label or listed line.
     """
 
     svg: str
@@ -474,109 +352,35 @@ class TaggedDiagram:
     transitions: frozenset[str]
 
 
-_Rect = tuple[float, float, float, float]
+_MARKED: Mapping[str, frozenset[str]] = {
+    "state": frozenset({"box", "name"}),
+    "transition": frozenset({"label", "text", "rules", "listed"}),
+}
+"""The parts of a drawn state or move the page marks: the ones its style sheet highlights."""
 
 
-def _rect(patch: FancyBboxPatch) -> _Rect:
-    return (patch.get_x(), patch.get_y(), patch.get_width(), patch.get_height())
+def read_tags(svg: str, procedure: Procedure) -> dict[str, tuple[str, str, str]]:
+    """Which groups of a drawn diagram are which state or move, read from their ids.
 
-
-def _inside(x: float, y: float, r: _Rect) -> bool:
-    return r[0] <= x <= r[0] + r[2] and r[1] <= y <= r[1] + r[3]
-
-
-def _encloses(outer: _Rect, inner: _Rect) -> bool:
-    return (outer != inner and outer[0] <= inner[0] and outer[1] <= inner[1]
-            and inner[0] + inner[2] <= outer[0] + outer[2]
-            and inner[1] + inner[3] <= outer[1] + outer[3])
-
-
-def _alpha(patch: FancyBboxPatch) -> float:
-    return float(to_rgba(patch.get_facecolor())[3])
-
-
-def _title(box: Box) -> str:
-    return f"{box.label} — parallel region" if box.kind == "region" else box.label
-
-
-def tag_diagram(fig: Figure, diagram: Diagram) -> dict[str, tuple[str, str, str]]:
-    """Give each state box and move label of a drawn diagram an SVG group id.
-
-    Nothing in the figure says which artist is which state, so they are matched by
-    geometry: a text is owned by the smallest filled box that contains it. A centred text
-    equal to a state's label, centred on its box, names that state; a left-aligned one
-    equal to a stage's title names the stage; a box on a translucent background whose first
-    line is a trigger is that move's label; ``↻``/``↪`` lines list moves inside a box.
-    States sharing a name (``icpc.session``, ``cp_plan.review_conference.session``) are
-    told apart by the stage box around them. Anything ambiguous is left untagged.
+    :func:`reports.diagram.draw_diagram` gives every artist of a state or a move an id
+    naming it (:func:`reports.diagram.read_gid` reads one), so nothing is guessed: the page
+    marks each state's box and name, and each move's label (background, text and rule ids)
+    and its line in a box for a move that stays in the box.
 
     Returns:
         Group id -> (``"state"``, state id, ``""``) or (``"move"``, transition id, trigger).
     """
-    ax = fig.axes[0]
-    patches = [p for p in ax.patches
-               if isinstance(p, FancyBboxPatch) and _alpha(p) > 0]
-    boxes = list(diagram.boxes.values())
+    triggers = {t.id: t.trigger for t in procedure.transitions}
     tags: dict[str, tuple[str, str, str]] = {}
-    state_of: dict[int, tuple[_Rect, str]] = {}
-
-    def tag(artist: FancyBboxPatch | Text, value: tuple[str, str, str]) -> None:
-        gid = f"cpsim-tag-{len(tags)}"
-        artist.set_gid(gid)
-        tags[gid] = value
-
-    def move_for(trigger: str, loops: bool | None) -> tuple[str, str, str] | None:
-        arrows = {a.transition for a in diagram.arrows
-                  if a.trigger == trigger and (loops is None or a.is_loop == loops)}
-        return ("move", arrows.pop(), trigger) if len(arrows) == 1 else None
-
-    owned: list[tuple[float, Text, FancyBboxPatch]] = []
-    for text in ax.texts:
-        x, y = text.get_position()
-        around = [p for p in patches if _inside(x, y, _rect(p))]
-        if around:
-            patch = min(around, key=lambda p: p.get_width() * p.get_height())
-            owned.append((patch.get_width() * patch.get_height(), text, patch))
-    owned.sort(key=lambda item: -item[0])  # stages before what they hold
-    labels: dict[int, list[Text]] = {}
-    for _, text, patch in owned:
-        content = text.get_text()
-        x, _ = text.get_position()
-        r = _rect(patch)
-        if _alpha(patch) < 1:
-            labels.setdefault(id(patch), []).append(text)
+    for element in ET.fromstring(svg).iter():  # noqa: S314 - our own matplotlib output
+        gid = element.get("id", "")
+        tag = read_gid(gid)
+        if tag is None or tag.part not in _MARKED.get(tag.kind, frozenset()):
             continue
-        centred = text.get_horizontalalignment() == "center" and abs(r[0] + r[2] / 2 - x) < 1.0
-        if centred:
-            found = [b for b in boxes if not b.is_cluster and b.label == content]
-        elif text.get_horizontalalignment() == "left":
-            found = [b for b in boxes if b.is_cluster and _title(b) == content]
+        if tag.kind == "state":
+            tags[gid] = ("state", tag.ref, "")
         else:
-            found = []
-        if found:
-            around_states = [v for v in state_of.values() if _encloses(v[0], r)]
-            parent = (min(around_states, key=lambda v: v[0][2] * v[0][3])[1]
-                      if around_states else None)
-            if len(found) > 1:
-                found = [b for b in found if b.parent == parent]
-            if len(found) == 1:
-                state_of[id(patch)] = (r, found[0].id)
-                tag(patch, ("state", found[0].id, ""))
-                tag(text, ("state", found[0].id, ""))
-            continue
-        if content[:2] in ("↻ ", "↪ ") and len(content.split()) > 1:
-            value = move_for(content.split()[1], content.startswith("↻"))
-            if value is not None:
-                tag(text, value)
-    for patch in patches:
-        texts = labels.get(id(patch), [])
-        heads = [t.get_text().split("\n", 1)[0].removesuffix(" (internal)") for t in texts]
-        values = {v for v in (move_for(h, False) for h in heads) if v is not None}
-        if len(values) == 1:
-            value = values.pop()
-            tag(patch, value)
-            for text in texts:
-                tag(text, value)
+            tags[gid] = ("move", tag.ref, triggers[tag.ref])
     return tags
 
 
@@ -650,18 +454,15 @@ def clean_svg(svg: str, tags: Mapping[str, tuple[str, str, str]]) -> str:
 def diagram_markup(procedure: Procedure) -> TaggedDiagram:
     """The procedure's diagram as clean, tagged SVG markup.
 
-    Drawn by :func:`reports.diagram.draw_diagram` with text as glyph outlines (no font is
+    Drawn by :func:`reports.diagram.render_diagram` with text as glyph outlines (no font is
     needed to show it) and a fixed hash salt (the same procedure gives the same page).
     """
-    diagram = build_diagram(procedure)
-    with matplotlib.rc_context({"svg.hashsalt": f"cpsim:{procedure.id}",
-                                "svg.fonttype": "path"}):
-        fig = draw_diagram(procedure)
-        tags = tag_diagram(fig, diagram)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "diagram.svg"
-            fig.savefig(path, format="svg", dpi=72, metadata={"Date": None})
-            raw = path.read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp, matplotlib.rc_context(
+            {"svg.hashsalt": f"cpsim:{procedure.id}", "svg.fonttype": "path"}):
+        path = Path(tmp) / "diagram.svg"
+        render_diagram(procedure, path, "svg", None)
+        raw = path.read_text(encoding="utf-8")
+    tags = read_tags(raw, procedure)
     markup = clean_svg(raw, tags)
     values = tags.values()
     return TaggedDiagram(markup, frozenset(v[1] for v in values if v[0] == "state"),
@@ -672,9 +473,9 @@ def diagram_markup(procedure: Procedure) -> TaggedDiagram:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+    from reports.templating import environment  # the one environment of every page
+
+    return environment()
 
 
 def render_explorer(procedure: Procedure, start: date | None = None) -> str:
@@ -683,7 +484,7 @@ def render_explorer(procedure: Procedure, start: date | None = None) -> str:
     Args:
         procedure: The procedure to explore.
         start: The case's default start date (today when None); the page can change it
-            within the years whose bank holidays it holds.
+            within the years whose working days it holds.
 
     Raises:
         GuardNotTabulable: a registered guard cannot be written as a table.

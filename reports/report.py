@@ -20,13 +20,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import matplotlib
 
 from model.atomic import write_bytes_atomic
 from model.spec import Procedure
 from reports import figures as fg
 from reports.diagram import render_diagram
+from reports.templating import environment
 from simulations.kpi import Kpi
 from simulations.results import RunResults, read_results
 from simulations.steady import Steadiness, steady_state, trend_words, warm_up_words
@@ -274,13 +274,6 @@ def flatten(key: str, value: Any) -> list[tuple[str, str]]:
     return [(key, "" if value is None else str(value))]
 
 
-def template_environment() -> jinja2.Environment:
-    """The jinja2 environment of every report: package templates, autoescape on."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
-
-
 def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_note: str,
                   diagram: str | None, diagram_note: str) -> str:
     """The report page as HTML text (autoescaped jinja2 template ``report.html``)."""
@@ -323,7 +316,7 @@ def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_n
         "diagram_note": diagram_note,
         "metadata_rows": flatten("", meta),
     }
-    return template_environment().get_template("report.html").render(**context)
+    return environment().get_template("report.html").render(**context)
 
 
 def build_report(out: Path, target: float = 0.95) -> Path:

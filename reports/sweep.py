@@ -35,10 +35,10 @@ from reports.report import (
     ReportFigure,
     flatten,
     format_value,
-    template_environment,
 )
-from simulations.experiments import Answer, Sweep, SweepPoint, Target, load_sweep
+from reports.templating import environment
 from simulations.kpi import Kpi
+from simulations.results import Answer, Sweep, SweepPoint, Target, load_sweep
 from simulations.stats import one_sided_bound
 
 Setting = tuple[tuple[str, float], ...]
@@ -414,7 +414,7 @@ def render_sweep_report(s: Sweep, figures: Sequence[ReportFigure]) -> str:
         "metadata_rows": flatten("", first_meta),
         "out": str(s.out),
     }
-    return template_environment().get_template("sweep.html").render(**context)
+    return environment().get_template("sweep.html").render(**context)
 
 
 def build_sweep_report(out: Path) -> Path:

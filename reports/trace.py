@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from model.rules import SOURCE_TITLES
 from model.trace import ENFORCEMENT_KINDS, NO_REASON, TraceMatrix, kind_names, where_text
-from reports.report import template_environment
+from reports.templating import environment
 
 
 def render_trace_html(matrix: TraceMatrix) -> str:
     """The trace matrix as an HTML page (autoescaped jinja2 template ``trace.html``)."""
-    return template_environment().get_template("trace.html").render(
+    return environment().get_template("trace.html").render(
         matrix=matrix,
         source_titles=SOURCE_TITLES,
         enforcement_kinds=ENFORCEMENT_KINDS,

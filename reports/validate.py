@@ -15,7 +15,8 @@ import numpy as np
 
 from model.atomic import write_bytes_atomic
 from reports import figures as fg
-from reports.report import ReportFigure, template_environment
+from reports.report import ReportFigure
+from reports.templating import environment
 from simulations.validate import (
     BANDS,
     ICPC_BINS,
@@ -87,7 +88,7 @@ def render_validation(v: Validation, figures: Sequence[ReportFigure],
     for cells, row in zip(table[1:], v.rows, strict=True):
         rows.append({"cells": cells, "within": row.within, "note": row.published.note,
                      "label": MEASURES[row.published.measure].label})
-    return template_environment().get_template("validation.html").render(
+    return environment().get_template("validation.html").render(
         v=v, head=table[0], rows=rows, figures=figures, steady=list(steady),
         years=[f"{d.year - 1}-{d:%y}" for d in v.year_ends],
         judged=sum(1 for r in v.rows if r.within is not None),

@@ -26,6 +26,7 @@ from pathlib import Path
 from model.calendar import WorkingCalendar
 from model.compiler import Step
 from model.spec import EventRef, Procedure
+from simulations.casedata import cin_mapping
 from simulations.conform import ConformResult
 from simulations.scenario import ChoiceSpec, Scenario
 from simulations.stats import exact_binomial_ci
@@ -62,6 +63,8 @@ class Calibration:
     durations: dict[str, tuple[list[tuple[float, float, float]], int, float]] = field(
         default_factory=dict)
     kept: list[str] = field(default_factory=list)
+    closed_states: tuple[str, ...] = ()
+    """Where a closed case rests (the states the procedure's ``closure`` event enters)."""
 
 
 def _share(count: int, total: int) -> Estimate:
@@ -72,10 +75,12 @@ def _share(count: int, total: int) -> Estimate:
 def calibrate(result: ConformResult, data: Path, base: Scenario) -> Calibration:
     """Estimate what the data shows; ``result`` must come from ``conform(keep_steps=True)``."""
     proc = base.procedure
+    mapping = cin_mapping(proc)
     assert result.first_day is not None and result.last_day is not None
     days = max(1, (result.last_day - result.first_day).days + 1)
     cal = Calibration(data, hashlib.sha256(data.read_bytes()).hexdigest(),
-                      len(result.conformant), sum(len(s) for s in result.steps.values()), days)
+                      len(result.conformant), sum(len(s) for s in result.steps.values()), days,
+                      closed_states=mapping.entered("closure"))
     cases = [result.steps[c] for c in sorted(result.conformant)]
     # New cases arrive as a Poisson stream: the rate is the number of children over the
     # window. Re-referrals are the chance a closed case comes back within a year, seen on
@@ -88,7 +93,7 @@ def calibrate(result: ConformResult, data: Path, base: Scenario) -> Calibration:
     initial = proc.initial
     for steps in cases:
         for i, step in enumerate(steps):
-            if not any(e == EventRef("enter", "closed") for e in step.events):
+            if not mapping.makes(step.events, "closure"):
                 continue
             if step.time + 365 * 24.0 > end:
                 continue
@@ -245,7 +250,7 @@ def scenario_yaml(cal: Calibration, base: Scenario, name: str) -> str:
                      f"closures came back within a year; {_ci(e)}")
     lines += ["", "behaviour:"]
     states = sorted(set(cal.choices) | set(cal.by_visit) | set(cal.durations)
-                    | ({"closed"} if cal.re_referral_share else set()))
+                    | (set(cal.closed_states) if cal.re_referral_share else set()))
     for sid in states:
         lines.append(f"  {sid}:")
         if sid in cal.durations:
@@ -264,7 +269,7 @@ def scenario_yaml(cal: Calibration, base: Scenario, name: str) -> str:
             for trig, e in table.items():
                 value = _weight_text(e.value, original.get(trig))
                 lines.append(f"      {trig}: {value}   # {e.count}; {_ci(e)}")
-        if sid == "closed" and cal.re_referral_share is not None and \
+        if sid in cal.closed_states and cal.re_referral_share is not None and \
                 sid in base.spec.behaviour and base.spec.behaviour[sid].chance < 1:
             e = cal.re_referral_share
             lines.append(f"    chance: {e.value:.4f}   # closures coming back within a year "

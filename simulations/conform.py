@@ -30,9 +30,9 @@ from model.compiler import Case, IllegalMove, Step
 from model.errors import InputError, Problem, did_you_mean
 from model.graph import Config, ProcedureGraph, build_graph, events_of, initial_events
 from model.guards import evaluate
-from model.spec import EventRef, Procedure, Transition
+from model.spec import CIN_EVENT_TYPES, EventRef, Procedure, Transition
 from model.timescales import CALENDAR_FIRST, CALENDAR_LAST
-from simulations.casedata import CIN_COLUMNS, CIN_EVENTS, Pseudonymiser, event_types_of
+from simulations.casedata import CIN_COLUMNS, CinMapping, Pseudonymiser, cin_mapping
 from simulations.engine import History, RunRecord
 from simulations.kpi import Kpi, compute_kpis
 from simulations.table import TableMachine
@@ -121,9 +121,12 @@ def _parse_date(text: str) -> date | None:
     return None
 
 
-def read_rows(path: Path, fmt: DataFormat, as_of: date,
+def read_rows(path: Path, fmt: DataFormat, as_of: date, mapping: CinMapping,
               ) -> tuple[int, list[DataRow], list[Rejected]]:
     """Read and check every row; return (rows read, accepted rows, rejected rows).
+
+    CSV and XES rows name steps by activity (a trigger); ``mapping`` (the procedure's)
+    says which CIN event type each activity stands for.
 
     Raises:
         InputError: the file cannot be read or lacks the columns the format needs.
@@ -157,7 +160,7 @@ def read_rows(path: Path, fmt: DataFormat, as_of: date,
         day_text = (row.get(date_col) or "").strip()
         kind = (row.get(type_col) or "").strip()
         if fmt != "cin-flat":
-            kind = _activity_type(kind)
+            kind = mapping.activity_type(kind)
         if not child:
             rejected.append(Rejected(number, f"missing {child_col}"))
             continue
@@ -180,28 +183,13 @@ def read_rows(path: Path, fmt: DataFormat, as_of: date,
                                              f"{CALENDAR_LAST.isoformat()}), so no deadline "
                                              "can be judged on it"))
             continue
-        if kind not in CIN_EVENTS:
-            hint = did_you_mean(kind, list(CIN_EVENTS))
+        if kind not in CIN_EVENT_TYPES:
+            hint = did_you_mean(kind, CIN_EVENT_TYPES)
             rejected.append(Rejected(number, f"unknown {type_col} {kind!r}"
                                              + (f"; did you mean {hint!r}?" if hint else "")))
             continue
         accepted.append(DataRow(number, child, day, kind))
     return len(raw), accepted, rejected
-
-
-_TRIGGER_TYPES: dict[str, str] = {
-    "strategy_discussion_held": "strategy_discussion", "icpc_opens": "icpc",
-    "start_cp_plan": "cp_plan_start", "referral_received": "referral",
-    "decide_assessment": "assessment_start", "enquiry_no_conference": "s47_no_conference",
-    "start_section_47": "s47_start", "review_opens": "review",
-    "designated_review_opens": "review", "sit_without_reports": "icpc",
-    "sit_review_without_reports": "review",
-}
-
-
-def _activity_type(activity: str) -> str:
-    """A CSV/XES activity (a trigger) as a CIN event type, where one corresponds."""
-    return _TRIGGER_TYPES.get(activity, activity)
 
 
 def _xes_rows(text: str, file: str) -> list[tuple[int, dict[str, str]]]:
@@ -232,8 +220,10 @@ def _xes_rows(text: str, file: str) -> list[tuple[int, dict[str, str]]]:
 class _Replayer:
     """Finds, for a recorded event, the silent path and the step that makes it."""
 
-    def __init__(self, procedure: Procedure, recorded: frozenset[str]) -> None:
+    def __init__(self, procedure: Procedure, mapping: CinMapping,
+                 recorded: frozenset[str]) -> None:
         self.procedure = procedure
+        self.mapping = mapping
         self.graph: ProcedureGraph = build_graph(procedure)
         self.recorded = recorded
         self.first = initial_events(procedure)
@@ -243,7 +233,7 @@ class _Replayer:
         key = (u, t.id, v)
         found = self._types.get(key)
         if found is None:
-            found = frozenset(event_types_of(events_of(self.procedure, u, v, t)))
+            found = frozenset(self.mapping.types_of(events_of(self.procedure, u, v, t)))
             self._types[key] = found
         return found
 
@@ -304,14 +294,14 @@ class _Replayer:
             recorded = bool(self.types(u, t, v) & self.recorded)
             for e in events_of(self.procedure, u, v, t):
                 seen[e] = seen.get(e, True) and recorded
-        first_ok = bool(set(event_types_of(self.first)) & self.recorded)
+        first_ok = bool(set(self.mapping.types_of(self.first)) & self.recorded)
         for e in self.first:
             seen[e] = seen.get(e, True) and first_ok
         return frozenset(e for e, ok in seen.items() if ok)
 
     def rules_for(self, wanted: str) -> tuple[str, ...]:
         """Rule ids of the steps that can make ``wanted`` (what the event breaks)."""
-        refs = set(CIN_EVENTS[wanted])
+        refs = set(self.mapping.events.get(wanted, ()))
         rules: set[str] = set()
         for u, v, t in self.graph.edges():
             if refs & set(events_of(self.procedure, u, v, t)):
@@ -339,9 +329,13 @@ def conform(path: Path, procedure: Procedure, pseudonym: Pseudonymiser,
     Deadlines are judged only between recorded events (a clock started or stopped by an
     unrecorded step is placed at the next recorded date), so the KPI table speaks only for
     what the data can show.
+
+    Raises:
+        InputError: unreadable data, or a procedure with no CIN-flat mapping.
     """
+    mapping = cin_mapping(procedure)
     today = as_of or date.today()
-    read, rows, rejected = read_rows(path, fmt, today)
+    read, rows, rejected = read_rows(path, fmt, today, mapping)
     result = ConformResult(read, rejected)
     if not rows:
         return result
@@ -353,7 +347,7 @@ def conform(path: Path, procedure: Procedure, pseudonym: Pseudonymiser,
     last_day = max(r.day for r in rows)
     calendar = WorkingCalendar(first_day)
     machine = TableMachine(procedure, calendar)
-    replay = _Replayer(procedure, frozenset(r.event_type for r in rows))
+    replay = _Replayer(procedure, mapping, frozenset(r.event_type for r in rows))
     record = _empty_record(procedure)
     record.horizon_hours = calendar.to_hours(last_day) + 24.0
     plans: dict[str, float] = {}
@@ -391,7 +385,7 @@ def _replay_child(child: str, events: Sequence[DataRow], machine: TableMachine,
     calendar = machine.calendar
     start = calendar.to_hours(events[0].day) + NOON
     case, _ = machine.new_case(name(child), {}, start)
-    pending: Counter[str] = Counter(event_types_of(replay.first))
+    pending: Counter[str] = Counter(replay.mapping.types_of(replay.first))
     ok = True
     plan_started: float | None = None
     for index, row in enumerate(events):
@@ -437,10 +431,10 @@ def _replay_child(child: str, events: Sequence[DataRow], machine: TableMachine,
                     slot["elapsed"].append(verdict.elapsed)
             for sid in (e.name for e in fired.step.events if e.kind == "enter"):
                 record.entries[sid] += 1
-            if any(e == EventRef("enter", "cp_plan") for e in fired.step.events):
+            if replay.mapping.makes(fired.step.events, "cp_plan_start"):
                 record.plans_started += 1
                 plan_started = at
-            if any(e == EventRef("exit", "cp_plan") for e in fired.step.events) and \
+            if replay.mapping.makes(fired.step.events, "cp_plan_end") and \
                     plan_started is not None:
                 record.plans_ended += 1
                 plans[f"{child}:{at}"] = (at - plan_started) / 24.0

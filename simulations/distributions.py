@@ -8,10 +8,8 @@ and converting a sampled duration into simulation time respects the working-day 
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Literal
 
 import numpy as np
@@ -89,75 +87,6 @@ class Dist:
         return sum((b[0] + b[1]) / 2 * b[2] for b in self.bins) / total
 
 
-class DayTable:
-    """Working days of a calendar as day indices, for fast arithmetic in the engine.
-
-    Day ``k`` is the calendar's start date plus ``k`` days (sim hour ``24 k``). The table
-    is built from :class:`model.calendar.WorkingCalendar` (the bank holiday calendar stays
-    the single source of truth) and grows on demand; tests check it agrees with it.
-    """
-
-    def __init__(self, calendar: WorkingCalendar) -> None:
-        """Start with about four years of days."""
-        self.calendar = calendar
-        self.working: list[bool] = []
-        self.days: list[int] = []
-        self._grow(4 * 366)
-
-    def _grow(self, upto: int) -> None:
-        for k in range(len(self.working), upto):
-            ok = self.calendar.is_working_day(self.calendar.start + timedelta(days=k))
-            self.working.append(ok)
-            if ok:
-                self.days.append(k)
-
-    def is_working(self, day: int) -> bool:
-        """True when day index ``day`` (>= 0) is a working day."""
-        if day >= len(self.working):
-            self._grow(day + 366)
-        return self.working[day]
-
-    def add(self, day: int, n: int) -> int:
-        """The day index ``n`` working days after ``day`` (``day`` itself not counted)."""
-        while True:
-            k = bisect.bisect_right(self.days, day)
-            if k + n - 1 < len(self.days) and n > 0:
-                return self.days[k + n - 1]
-            if n <= 0:
-                return day
-            self._grow(len(self.working) + 366 + n * 2)
-
-    def before(self, day: int) -> int:
-        """The last working day index strictly before ``day`` (-1 if none is known)."""
-        if day >= len(self.working):
-            self._grow(day + 366)
-        k = bisect.bisect_left(self.days, day)
-        return self.days[k - 1] if k > 0 else -1
-
-    def next_working_time(self, t: SimHours) -> SimHours:
-        """``t`` if in working hours on a working day, else the next working start."""
-        cal = self.calendar
-        day = math.floor(t / 24.0)
-        hour = t - 24.0 * day
-        if day >= 0 and self.is_working(day):
-            if cal.day_starts <= hour < cal.day_ends:
-                return t
-            if hour < cal.day_starts:
-                return 24.0 * day + cal.day_starts
-        return 24.0 * self.add(max(day, -1), 1) + cal.day_starts
-
-
-_TABLES: dict[WorkingCalendar, DayTable] = {}
-
-
-def day_table(calendar: WorkingCalendar) -> DayTable:
-    """The (shared, growing) day table of a calendar."""
-    table = _TABLES.get(calendar)
-    if table is None:
-        table = _TABLES[calendar] = DayTable(calendar)
-    return table
-
-
 def advance(calendar: WorkingCalendar, start: SimHours, amount: float, unit: TimeUnit,
             ) -> SimHours:
     """The simulation time ``amount`` units after ``start`` (``start`` >= 0).
@@ -170,10 +99,9 @@ def advance(calendar: WorkingCalendar, start: SimHours, amount: float, unit: Tim
         return start + amount
     if unit == "days":
         return start + 24.0 * amount
-    table = day_table(calendar)
     span = calendar.day_ends - calendar.day_starts
     if unit == "working_hours":
-        t = table.next_working_time(start)
+        t = calendar.next_working_time(start)
         remaining = amount
         while True:
             day = math.floor(t / 24.0)
@@ -181,24 +109,13 @@ def advance(calendar: WorkingCalendar, start: SimHours, amount: float, unit: Tim
             if t + remaining <= close:
                 return t + remaining
             remaining -= close - t
-            t = 24.0 * table.add(day, 1) + calendar.day_starts
+            t = 24.0 * calendar.add_working(day, 1) + calendar.day_starts
     whole = math.floor(amount)
     frac = amount - whole
     day = math.floor(start / 24.0)
     # zero working days from a non-working day means the next working day
-    day = table.add(day, 1 if whole == 0 and not table.is_working(day) else whole)
+    day = calendar.add_working(day, 1 if whole == 0 and not calendar.is_working(day) else whole)
     moment = 24.0 * day + calendar.day_starts + frac * span
     if moment < start:
-        return table.next_working_time(start)
+        return calendar.next_working_time(start)
     return moment
-
-
-def next_working_day_start(calendar: WorkingCalendar, t: SimHours) -> SimHours:
-    """The start of working hours on the first working day strictly after ``t``'s date."""
-    return calendar.to_hours(calendar.add_working_days(calendar.date_of(t), 1)) + \
-        calendar.day_starts
-
-
-def day_index(calendar: WorkingCalendar, t: SimHours) -> int:
-    """Whole days from the calendar's start date to the date of ``t``."""
-    return (calendar.date_of(t) - calendar.start) // timedelta(days=1)

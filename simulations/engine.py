@@ -33,7 +33,7 @@ from model.graph import Config, active_states, is_terminal, possible_events
 from model.guards import evaluate
 from model.spec import Deadline, Procedure, Transition
 from model.types import SimHours, StateId, TriggerId
-from simulations.distributions import Dist, TimeUnit, advance, day_index, day_table
+from simulations.distributions import Dist, TimeUnit, advance
 from simulations.observers import NullObserver, Observer
 from simulations.scenario import (
     BehaviourSpec,
@@ -241,10 +241,6 @@ class Diary:
         self.meeting_hours = meeting_hours
         self.booked: Counter[int] = Counter()
         self.held: Counter[int] = Counter()
-        self._days = day_table(calendar)
-
-    def _is_working(self, day: int) -> bool:
-        return self._days.is_working(day)
 
     def book(self, target: SimHours, now: SimHours) -> tuple[int, SimHours]:
         """The first free slot on a working day at or after ``target``'s date, not before now.
@@ -252,9 +248,9 @@ class Diary:
         Returns:
             The day index and the slot's start time (sim hours).
         """
-        day = max(day_index(self.calendar, max(target, now)), 0)
+        day = max(self.calendar.day_of(max(target, now)), 0)
         while True:
-            if self._is_working(day):
+            if self.calendar.is_working(day):
                 n = self.booked[day]
                 if n < self.capacity:
                     start = (day * 24.0 + self.calendar.day_starts
@@ -722,7 +718,6 @@ class Engine:
                               for t, c in spec.before_meetings.items()}
         self._task_needs_people = {
             t.trigger: bool(t.resources) for t in self.procedure.transitions}
-        self._days = day_table(calendar)
         self.deadline = {d.id: d for d in self.procedure.deadlines}
         self.ends_with: dict[TriggerId, list[Deadline]] = defaultdict(list)
         for d in self.procedure.deadlines:
@@ -1083,19 +1078,18 @@ class Engine:
         Back to the last working half-hour before it (so a step aimed before a deadline
         stays before it), or, if that has passed, the next working moment from now.
         """
-        days = self._days
         cal = self.calendar
         day = math.floor(t / 24.0)
         hour = t - 24.0 * day
-        if days.is_working(day) and cal.day_starts <= hour < cal.day_ends:
+        if cal.is_working(day) and cal.day_starts <= hour < cal.day_ends:
             return t
-        if days.is_working(day) and hour >= cal.day_ends:
+        if cal.is_working(day) and hour >= cal.day_ends:
             earlier = 24.0 * day + cal.day_ends - 0.5
         else:
-            earlier = 24.0 * days.before(day) + cal.day_ends - 0.5
+            earlier = 24.0 * cal.working_before(day) + cal.day_ends - 0.5
         if earlier >= now:
             return earlier
-        return days.next_working_time(now)
+        return cal.next_working_time(now)
 
     def _needs_people(self, t: Transition | None) -> bool:
         return t is not None and bool(t.resources)
@@ -1489,7 +1483,7 @@ class Engine:
         rec.allocation_waits_hours = [w for w in self.workers.waits]
         first = math.ceil(self.warm_up / 24)
         last = int(self.horizon // 24)
-        working = sum(1 for d in range(first, last) if self.diary._is_working(d))
+        working = max(0, self.calendar.count_working(first - 1, last - 1))  # days first..last-1
         rec.meetings_held = sum(n for d, n in self.diary.held.items() if first <= d < last)
         rec.meeting_capacity = working * self.diary.capacity
         rec.chair_capacity = working * self.diary.chair_capacity

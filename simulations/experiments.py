@@ -4,21 +4,22 @@
 values and finds the smallest meeting a target; ``run_to_precision`` adds replications until
 the headline intervals are narrow enough. Each experiment is made of ordinary results
 folders (one per scenario or grid point), so it is resumable like a single run, runs on
-local processes or Dask, and everything it reports can be rebuilt from disk.
+local processes or Dask, and everything it reports can be rebuilt from disk. The records
+a comparison or sweep returns, and their readers, are in :mod:`simulations.results`, which
+does not import the engine.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from model.atomic import write_text_atomic
 from model.errors import InputError, Problem, did_you_mean
@@ -26,10 +27,21 @@ from model.loader import BUILTIN_DIR, available_procedures, resolve_procedure_pa
 from model.yamlsrc import LMap, load_yaml_text
 from simulations.folders import run_identity, write_marker
 from simulations.kpi import Kpi, compute_kpis
-from simulations.runner import (
-    Job,
+from simulations.results import (
+    Comparison,
     RunResult,
     RunSettings,
+    Sweep,
+    SweepPoint,
+    Target,
+    Vary,
+    answer,
+    grid,
+    kpi_diffs,
+    point_folder,
+)
+from simulations.runner import (
+    Job,
     check_folder,
     execute,
     finish_folder,
@@ -44,7 +56,7 @@ from simulations.scenario import (
     load_scenario,
     split_path,
 )
-from simulations.stats import half_width, mean_ci, one_sided_bound
+from simulations.stats import half_width
 
 BASE_SCENARIO = "baseline"
 """The scenario a bare procedure is run on (the issue: "a procedure is run on baseline")."""
@@ -89,67 +101,6 @@ def subject_name(scenario: Scenario) -> str:
 
 
 # -- compare ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class KpiDiff:
-    """One KPI in A and B and their paired difference (B - A) across replications.
-
-    Both run with the same seed, so replication i of A and of B share random numbers; the
-    interval is the t-interval of the per-replication differences.
-    """
-
-    id: str
-    group: str
-    label: str
-    unit: str
-    a: Kpi
-    b: Kpi
-    diff: float
-    low: float
-    high: float
-
-    @property
-    def significant(self) -> bool:
-        """True when the 95% interval of the difference excludes zero."""
-        return not math.isnan(self.low) and (self.low > 0 or self.high < 0)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Two runs with common random numbers and their KPI differences."""
-
-    a: Scenario
-    b: Scenario
-    a_name: str
-    b_name: str
-    a_run: RunResult
-    b_run: RunResult
-    diffs: tuple[KpiDiff, ...]
-    settings: RunSettings
-    out: Path
-    changed: Mapping[str, bool] = field(default_factory=lambda: {"a": False, "b": False})
-    """For ``a`` and ``b``: the scenario's inputs changed since the run (read back only)."""
-
-
-def kpi_diffs(a: Sequence[Kpi], b: Sequence[Kpi]) -> list[KpiDiff]:
-    """Paired differences for every KPI the two runs share, in A's order."""
-    by_id = {k.id: k for k in b}
-    out = []
-    for ka in a:
-        kb = by_id.get(ka.id)
-        if kb is None:
-            continue
-        pairs = [(x, y) for x, y in zip(ka.values, kb.values, strict=False)
-                 if not (math.isnan(x) or math.isnan(y))]
-        mean, low, high = mean_ci([y - x for x, y in pairs])
-        label = ka.label
-        if kb.label != ka.label:  # e.g. a deadline whose limit the change moved
-            head, _, tail_a = ka.label.partition(" (")
-            tail_b = kb.label.partition(" (")[2]
-            label = f"{head} (A: {tail_a.rstrip(')')}; B: {tail_b.rstrip(')')})"
-        out.append(KpiDiff(ka.id, ka.group, label, ka.unit, ka, kb, mean, low, high))
-    return out
-
-
 def compare_identity(a: Scenario, b: Scenario, settings: RunSettings) -> dict[str, Any]:
     """The experiment a comparison folder holds: A's and B's (same settings)."""
     return {"a": run_identity(a, settings), "b": run_identity(b, settings)}
@@ -214,31 +165,6 @@ def comparison_csv(c: Comparison) -> str:
     return buf.getvalue()
 
 
-def load_comparison(out: Path) -> Comparison:
-    """Read a comparison folder back (both results folders and the recorded subjects)."""
-    from simulations.results import read_results
-
-    try:
-        meta = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise InputError([Problem(str(out), None, "", "not a comparison folder (no "
-                                  "comparison.json); make one with `cpsim compare`")]) from None
-    runs = {}
-    scenarios = {}
-    changed = {}
-    for side in ("a", "b"):
-        res = read_results(out / meta[side]["folder"])
-        scenarios[side] = res.scenario
-        changed[side] = res.scenario_changed
-        runs[side] = RunResult(res.out, res.records, res.kpis, (), ())
-    m = runs["a"].records[0]
-    settings = RunSettings(meta["replications"], meta["seed"],
-                           int(m["horizon_hours"] // 24), int(m["warm_up_hours"] // 24))
-    return Comparison(scenarios["a"], scenarios["b"], meta["a"]["name"], meta["b"]["name"],
-                      runs["a"], runs["b"], tuple(kpi_diffs(runs["a"].kpis, runs["b"].kpis)),
-                      settings, out, changed)
-
-
 # -- sweep -----------------------------------------------------------------------------------
 PATH_ALIASES = {
     "staffing.social_workers": "staffing.social_workers.establishment_fte",
@@ -249,19 +175,6 @@ PATH_ALIASES = {
 """Short names for the fields most often varied."""
 
 _RANGE = re.compile(r"^\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*:\s*([\d.]+)\s*$")
-
-
-@dataclass(frozen=True)
-class Vary:
-    """One varied scenario field and its values (``PATH=30..60:5`` or ``PATH=1,2,3``)."""
-
-    path: str
-    values: tuple[float, ...]
-
-    @property
-    def short(self) -> str:
-        """The field's last name (for labels and folder names)."""
-        return self.path.rsplit(".", 1)[-1]
 
 
 def _number(text: str) -> float | int:
@@ -348,19 +261,6 @@ def _closest_field(scenario: Scenario, path: str) -> str | None:
     return did_you_mean(path, flat)
 
 
-@dataclass(frozen=True)
-class Target:
-    """A KPI goal: ``deadline:icpc_held:share_met>=0.95``."""
-
-    kpi: str
-    op: Literal[">=", "<="]
-    value: float
-
-    def __str__(self) -> str:
-        """The goal as written."""
-        return f"{self.kpi} {self.op} {self.value:g}"
-
-
 def parse_target(text: str, kpi_ids: Sequence[str]) -> Target:
     """Read ``KPI>=X`` or ``KPI<=X``; a bare deadline id means its share met.
 
@@ -381,64 +281,6 @@ def parse_target(text: str, kpi_ids: Sequence[str]) -> Target:
         raise InputError([Problem("--target", None, "", "no such KPI", kpi,
                                   did_you_mean(kpi, [*kpi_ids, *short]))])
     return Target(kpi, op, value)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """One grid point: the varied values and the run there."""
-
-    values: tuple[tuple[str, float], ...]
-    run: RunResult
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The smallest value of the first varied field meeting the target.
-
-    One per setting of the other varied fields; ``value`` is None when no value tried
-    meets it, and ``monotone`` is False when a larger value tried did not.
-    """
-
-    others: tuple[tuple[str, float], ...]
-    value: float | None
-    bound: float | None
-    monotone: bool
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A grid of runs, its answer to the target question, and where it is stored."""
-
-    scenario: Scenario
-    varies: tuple[Vary, ...]
-    points: tuple[SweepPoint, ...]
-    target: Target | None
-    confidence: float
-    answers: tuple[Answer, ...]
-    settings: RunSettings
-    out: Path
-
-    def sentence(self) -> str:
-        """The answer in one sentence (or a description of the grid without a target)."""
-        if self.target is None:
-            return (f"{len(self.points)} grid points of {self.scenario.name} over "
-                    + ", ".join(v.path for v in self.varies) + ".")
-        first = self.varies[0]
-        parts = []
-        for ans in self.answers:
-            where = ", ".join(f"{p} = {v:g}" for p, v in ans.others)
-            prefix = f"at {where}: " if where else ""
-            if ans.value is None:
-                parts.append(f"{prefix}no value tried meets it")
-            else:
-                note = "" if ans.monotone else " (a larger value tried did not)"
-                parts.append(f"{prefix}{ans.value:g}{note}")
-        return (f"Smallest {first.path} meeting {self.target} with "
-                f"{self.confidence:.0%} confidence — " + "; ".join(parts) + ".")
-
-
-def _slug(values: Sequence[tuple[str, float]]) -> str:
-    return ",".join(f"{p.rsplit('.', 1)[-1]}={v:g}" for p, v in values)
 
 
 def sweep_identity(scenario: Scenario, varies: Sequence[Vary],
@@ -462,13 +304,12 @@ def sweep(scenario: Scenario, varies: Sequence[Vary], settings: RunSettings, out
     Raises:
         InputError: a point's folder holds a different experiment (nothing written).
     """
-    grid = list(itertools.product(*[[(v.path, x) for x in v.values] for v in varies]))
     jobs: dict[Job, Scenario] = {}
     point_scenarios = []
-    for values in grid:
+    for values in grid(varies):
         overrides = {**scenario.overrides, **dict(values)}
         sc = load_scenario(scenario.path, overrides)
-        folder = out / "points" / _slug(values)
+        folder = point_folder(out, values)
         check_folder(sc, settings, folder)
         point_scenarios.append((values, sc, folder))
     write_marker(out, "sweep", sweep_identity(scenario, varies, settings))
@@ -498,36 +339,6 @@ def sweep(scenario: Scenario, varies: Sequence[Vary], settings: RunSettings, out
     return result
 
 
-def answer(points: Sequence[SweepPoint], varies: Sequence[Vary], target: Target,
-           confidence: float) -> list[Answer]:
-    """For each setting of the other fields, the smallest first-field value meeting the target.
-
-    A value meets it when the one-sided ``confidence`` bound of the KPI's mean across
-    replications is on the right side of the target.
-    """
-    side = "lower" if target.op == ">=" else "upper"
-    groups: dict[tuple[tuple[str, float], ...], list[tuple[float, float]]] = {}
-    for p in points:
-        first, others = p.values[0], p.values[1:]
-        kpi = next((k for k in p.run.kpis if k.id == target.kpi), None)
-        bound = math.nan if kpi is None else one_sided_bound(kpi.values, confidence, side)
-        groups.setdefault(others, []).append((first[1], bound))
-    out = []
-    for others, rows in groups.items():
-        rows.sort()
-        ok = [(x, b) for x, b in rows if not math.isnan(b) and (
-            b >= target.value if side == "lower" else b <= target.value)]
-        if not ok:
-            out.append(Answer(others, None, None, True))
-            continue
-        x, b = ok[0]
-        later = [bb for xx, bb in rows if xx > x]
-        monotone = all(not math.isnan(bb) and (bb >= target.value if side == "lower"
-                                               else bb <= target.value) for bb in later)
-        out.append(Answer(others, x, b, monotone))
-    return out
-
-
 def sweep_csv(s: Sweep) -> str:
     """The tidy table: one row per grid point and replication, one column per KPI."""
     ids = [k.id for k in s.points[0].run.kpis] if s.points else []
@@ -543,32 +354,6 @@ def sweep_csv(s: Sweep) -> str:
                 row.append(_f(values[rep]) if rep < len(values) else "")
             w.writerow(row)
     return buf.getvalue()
-
-
-def load_sweep(out: Path) -> Sweep:
-    """Read a sweep folder back from disk (no simulation)."""
-    from simulations.results import read_results
-
-    try:
-        meta = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise InputError([Problem(str(out), None, "", "not a sweep folder (no sweep.json); "
-                                  "make one with `cpsim sweep`")]) from None
-    scenario = load_scenario(meta["scenario"])
-    varies = tuple(Vary(v["path"], tuple(v["values"])) for v in meta["varies"])
-    points = []
-    for values in itertools.product(*[[(v.path, x) for x in v.values] for v in varies]):
-        res = read_results(out / "points" / _slug(values))
-        points.append(SweepPoint(tuple(values), RunResult(res.out, res.records, res.kpis,
-                                                          (), ())))
-    t = meta["target"]
-    target = None if t is None else Target(t["kpi"], t["op"], t["value"])
-    answers = answer(points, varies, target, meta["confidence"]) if target else []
-    rec = points[0].run.records[0]
-    settings = RunSettings(meta["replications"], meta["seed"],
-                           int(rec["horizon_hours"] // 24), int(rec["warm_up_hours"] // 24))
-    return Sweep(scenario, varies, tuple(points), target, meta["confidence"], tuple(answers),
-                 settings, out)
 
 
 # -- how many replications --------------------------------------------------------------------

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from model.atomic import open_atomic
 from model.graph import apply, candidates, events_of
 from model.spec import EventRef, Procedure
-from simulations.casedata import CIN_COLUMNS, KEY_DATES, event_types_of
+from simulations.casedata import ARRIVAL_ACTIVITY, CIN_COLUMNS, KEY_DATES, cin_mapping
 from simulations.eventlog import read_events
 from simulations.results import RunResults
 
@@ -80,7 +80,7 @@ def _xes_time(moment: datetime) -> str:
 
 
 def _activity(row: Row) -> str:
-    return row["trigger"] or "referral_received"
+    return row["trigger"] or ARRIVAL_ACTIVITY
 
 
 def _by_case(results: RunResults) -> Iterator[tuple[str, list[Row]]]:
@@ -102,9 +102,12 @@ def export_results(results: RunResults, fmt: ExportFormat, out: Path) -> int:
     """Write the run's event logs to ``out`` in ``fmt``; return the number of rows written.
 
     Raises:
-        InputError: an event log is cut short or damaged (``out`` is left as it was).
+        InputError: an event log is cut short or damaged, or CIN-flat is asked of a
+            procedure with no CIN-flat mapping (``out`` is left as it was).
         model.atomic.WriteFailed: ``out`` cannot be written.
     """
+    if fmt == "cin-flat":
+        cin_mapping(results.scenario.procedure)  # no mapping: say so before writing
     start = datetime.fromisoformat(results.metadata["start_date"])
     writer = {"xes": _write_xes, "ocel": _write_ocel, "csv": _write_csv,
               "cin-flat": _write_cin}[fmt]
@@ -217,9 +220,14 @@ def _known_plans(arrival: Row) -> int:
 
 
 def cin_rows(results: RunResults) -> Iterator[tuple[int, list[str | int]]]:
-    """Every CIN-flat row of every replication, with its replication, child by child."""
+    """Every CIN-flat row of every replication, with its replication, child by child.
+
+    Raises:
+        InputError: the run's procedure has no CIN-flat mapping (on the first row asked for).
+    """
     from model.graph import initial_events
 
+    mapping = cin_mapping(results.scenario.procedure)
     events = _Events(results.scenario.procedure)
     first = initial_events(results.scenario.procedure)
     start = datetime.fromisoformat(results.metadata["start_date"])
@@ -230,7 +238,7 @@ def cin_rows(results: RunResults) -> Iterator[tuple[int, list[str | int]]]:
             step_events = first if not r["trigger"] else events.of(
                 r["from_state"], r["trigger"], r["to_state"])
             day = _instant(start, r["time_hours"]).date().isoformat()
-            for kind in event_types_of(step_events):
+            for kind in mapping.types_of(step_events):
                 if kind == "referral":
                     dates = {}
                 if kind in KEY_DATES:

@@ -41,8 +41,8 @@ from model.atomic import write_text_atomic
 from model.errors import InputError, Problem
 from simulations.experiments import _field
 from simulations.folders import run_identity, write_marker
-from simulations.results import read_results
-from simulations.runner import RunSettings, run_scenario
+from simulations.results import RunSettings, read_results
+from simulations.runner import run_scenario
 from simulations.scenario import Scenario, load_scenario
 from simulations.validate import PublishedRow, Validation, ValidationRow, validate_results
 

@@ -36,7 +36,8 @@ from simulations.record import (
     experiment_differences,
     recorded_experiment,
 )
-from simulations.runner import RunSettings, experiment_of, versions
+from simulations.results import RunSettings
+from simulations.runner import experiment_of, versions
 from simulations.scenario import Scenario
 
 Kind = Literal["run", "compare", "sweep", "fit"]

@@ -34,7 +34,7 @@ from multiprocessing.connection import wait as wait_for_any
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any
 
 from model.atomic import remove_leftovers, write_text_atomic
 from model.calendar import WorkingCalendar
@@ -57,37 +57,14 @@ from simulations.record import (
     recorded_experiment,
     rep_path,
 )
+from simulations.results import MachineKind, RunResult, RunSettings
 from simulations.scenario import OVERRIDE_SOURCE, Scenario, load_scenario, overrides_digest
 
 ENGINE_VERSION = "4"
 """Bumped whenever the engine's behaviour changes, so stored replications are not reused."""
 
-MachineKind = Literal["table", "transitions"]
 ProgressFn = Callable[["Job", float], None]
 """Called with (job, simulated days reached)."""
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Everything besides the scenario that decides a run's numbers."""
-
-    replications: int
-    seed: int
-    horizon_days: int
-    warm_up_days: int
-    machine: MachineKind = "table"
-    event_log: bool = True
-    start_from: str | None = None
-    start_from_sha256: str = ""
-    data_format: str = "cin-flat"
-    as_of: str | None = None
-
-    def for_scenario(self, scenario: Scenario) -> Scenario:
-        """The scenario with this run's horizon, warm-up, replications and seed."""
-        run = scenario.spec.run.model_copy(update={
-            "horizon_days": self.horizon_days, "warm_up_days": self.warm_up_days,
-            "replications": self.replications, "seed": self.seed})
-        return replace(scenario, spec=scenario.spec.model_copy(update={"run": run}))
 
 
 def settings_for(scenario: Scenario, replications: int | None = None, seed: int | None = None,
@@ -106,9 +83,10 @@ def settings_for(scenario: Scenario, replications: int | None = None, seed: int 
         warm = run.warm_up_days
     else:
         warm = min(run.warm_up_days, horizon // 2)
-    return RunSettings(replications if replications is not None else run.replications,
-                       seed if seed is not None else run.seed, horizon, warm, machine,
-                       event_log)
+    return RunSettings(
+        replications=replications if replications is not None else run.replications,
+        seed=seed if seed is not None else run.seed, horizon_days=horizon,
+        warm_up_days=warm, machine=machine, event_log=event_log)
 
 
 def experiment_of(scenario: Scenario, settings: RunSettings) -> dict[str, Any]:
@@ -601,17 +579,6 @@ def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str
 
 
 # -- one scenario ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunResult:
-    """What a run produced: where, which replications were reused, and the KPIs."""
-
-    out: Path
-    records: tuple[dict[str, Any], ...]
-    kpis: tuple[Kpi, ...]
-    reused: tuple[int, ...]
-    computed: tuple[int, ...]
-
-
 def versions() -> dict[str, str]:
     """Versions of Python and the packages that decide the numbers."""
     out = {"python": platform.python_version()}

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
 
 from model.calendar import WorkingCalendar
 from model.compiler import (
@@ -46,121 +44,7 @@ from model.graph import (
 )
 from model.guards import GUARDS, GuardContext, GuardFn
 from model.spec import Deadline, EventRef, Procedure, Transition
-from model.types import Duration, DurationUnit, GuardId, SimHours, StateId, TriggerId
-
-# -- deadline arithmetic --------------------------------------------------------------------
-
-
-class DeadlineArithmetic(Protocol):
-    """The calendar arithmetic deadline clocks need (a ``WorkingCalendar`` provides it)."""
-
-    def due(self, t: SimHours, limit: Duration) -> SimHours:
-        """The latest instant allowed when the clock started at ``t``."""
-        ...
-
-    def earliest(self, t: SimHours, gap: Duration) -> SimHours:
-        """The earliest instant at least ``gap`` after ``t``."""
-        ...
-
-    def elapsed(self, start: SimHours, end: SimHours, unit: DurationUnit) -> float:
-        """Time from ``start`` to ``end`` in ``unit``."""
-        ...
-
-
-_NEAR_MIDNIGHT = 1e-6
-"""Hours. A time this close to midnight is dated by the calendar itself, which rounds."""
-
-
-class CachedCalendar:
-    """A ``WorkingCalendar``'s deadline arithmetic, remembered by calendar date.
-
-    Except for hours (and months in ``earliest``, which keeps the time of day), a
-    ``WorkingCalendar`` answers ``due``, ``earliest`` and ``elapsed`` from calendar dates
-    alone, walking day by day over working days. This class numbers dates by days since the
-    calendar's start, asks the calendar once per day and duration, and counts working days
-    between two dates as the difference of two cached running totals. Every answer equals
-    the calendar's own.
-
-    Attributes:
-        calendar: The calendar whose answers are cached.
-    """
-
-    def __init__(self, calendar: WorkingCalendar) -> None:
-        """Start with empty caches; the running total of working days is 0 on day 0."""
-        self.calendar = calendar
-        self._due: dict[tuple[int, DurationUnit, int], SimHours] = {}
-        self._earliest: dict[tuple[int, int], SimHours] = {}
-        self._working_total: dict[int, int] = {0: 0}
-
-    def day_of(self, t: SimHours) -> int:
-        """Days from the calendar's start date to ``calendar.date_of(t)``.
-
-        Sim time counts hours from midnight on the start date, so this is ``t // 24``;
-        within a hair of midnight, where ``date_of`` rounds to the microsecond, the
-        calendar is asked instead.
-        """
-        day = t // 24.0
-        if _NEAR_MIDNIGHT < t - 24.0 * day < 24.0 - _NEAR_MIDNIGHT:
-            return int(day)
-        return (self.calendar.date_of(t) - self.calendar.start).days
-
-    def due(self, t: SimHours, limit: Duration) -> SimHours:
-        """Same as ``WorkingCalendar.due``."""
-        if limit.unit == "hours":
-            return t + limit.value
-        key = (self.day_of(t), limit.unit, limit.value)
-        due = self._due.get(key)
-        if due is None:
-            due = self._due[key] = self.calendar.due(t, limit)
-        return due
-
-    def earliest(self, t: SimHours, gap: Duration) -> SimHours:
-        """Same as ``WorkingCalendar.earliest``."""
-        if gap.unit != "working_days":
-            return self.calendar.earliest(t, gap)
-        key = (self.day_of(t), gap.value)
-        earliest = self._earliest.get(key)
-        if earliest is None:
-            earliest = self._earliest[key] = self.calendar.earliest(t, gap)
-        return earliest
-
-    def elapsed(self, start: SimHours, end: SimHours, unit: DurationUnit) -> float:
-        """Same as ``WorkingCalendar.elapsed``."""
-        if unit == "hours":
-            return end - start
-        if unit == "days":
-            return float(self.day_of(end) - self.day_of(start))
-        if unit == "working_days":
-            first = self._working_days_to(self.day_of(start))
-            return float(self._working_days_to(self.day_of(end)) - first)
-        return self.calendar.elapsed(start, end, unit)
-
-    def _working_days_to(self, day: int) -> int:
-        """Working days in ``(day 0, day]``, negative when ``day`` is before day 0.
-
-        Any two of these totals differ by ``WorkingCalendar.working_days_between``.
-        """
-        total = self._working_total.get(day)
-        if total is not None:
-            return total
-        step = 1 if day > 0 else -1
-        gap: list[int] = []
-        known = day
-        while known not in self._working_total:  # walk towards day 0 to a known total
-            gap.append(known)
-            known -= step
-        total = self._working_total[known]
-        for current in reversed(gap):  # nearest to the known day first
-            if step > 0:
-                total += self._is_working(current)
-            else:
-                total -= self._is_working(current + 1)
-            self._working_total[current] = total
-        return total
-
-    def _is_working(self, day: int) -> int:
-        return int(self.calendar.is_working_day(self.calendar.start + timedelta(days=day)))
-
+from model.types import GuardId, SimHours, StateId, TriggerId
 
 # -- the table ------------------------------------------------------------------------------
 
@@ -278,10 +162,6 @@ class TableMachine:
         """Compile the table from the procedure's configuration graph."""
         self.procedure = procedure
         self.calendar = calendar
-        # Caching relies on WorkingCalendar's own arithmetic; a subclass is asked directly.
-        self._clock: DeadlineArithmetic = (
-            CachedCalendar(calendar) if type(calendar) is WorkingCalendar else calendar
-        )
         self._known_triggers = frozenset(procedure.triggers)
         self._tops = top_level_states(procedure)
         self._starts_by_event = self._deadline_starts(procedure)
@@ -506,8 +386,8 @@ class TableMachine:
                     continue
             if d.id in clocks and not d.repeats:
                 continue
-            due = self._clock.due(at, d.within) if d.within else None
-            earliest = self._clock.earliest(at, d.at_least) if d.at_least else None
+            due = self.calendar.due(at, d.within) if d.within else None
+            earliest = self.calendar.earliest(at, d.at_least) if d.at_least else None
             clocks[d.id] = RunningDeadline(d, at, due, earliest)
             started.append(d.id)
         return tuple(started)
@@ -529,7 +409,7 @@ class TableMachine:
                     outcome = "missed" if late or early else "met"
                     unit = d.within or d.at_least
                     assert unit is not None
-                    elapsed = self._clock.elapsed(clock.started, at, unit.unit)
+                    elapsed = self.calendar.elapsed(clock.started, at, unit.unit)
                 else:
                     outcome, elapsed = "cancelled", None
                 verdicts.append(

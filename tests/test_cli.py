@@ -175,3 +175,50 @@ def test_check_reports_encoding_findings():
     result = run("check", str(TRACE / "trace-ok.yaml"))
     assert result.exit_code == 0, result.output
     assert "encoding" in result.output
+
+
+def test_check_json_round_trips_and_says_what_the_text_says(tmp_path):
+    """`check --json`: one document, a report per procedure, the same findings as the text,
+    exit codes as for text; its counterexamples read back as the text's do."""
+    import json
+
+    from helpers import without_plan_agreed
+
+    from model.findings import format_report, read_counterexamples, reports_from_json
+
+    names = [str(without_plan_agreed(tmp_path)), "wigan-2008-change-meetings"]
+    as_json, as_text = run("check", *names, "--json"), run("check", *names)
+    assert as_json.exit_code == as_text.exit_code == 1
+    document = json.loads(as_json.stdout)
+    assert document["format"] == "cpsim-check" and document["version"] == 1
+    assert document["ok"] is False
+    assert [r["procedure"] for r in document["reports"]] == [
+        "wm-without-plan-agreed", "wigan-2008-change-meetings"]
+    assert [r["ok"] for r in document["reports"]] == [False, True]
+    reports = reports_from_json(document)
+    assert [r.to_json() for r in reports] == document["reports"]
+    assert "\n".join(format_report(r) for r in reports) + "\n" == as_text.stdout
+    saved_json, saved_text = tmp_path / "check.json", tmp_path / "check.txt"
+    saved_json.write_text(as_json.stdout)
+    saved_text.write_text(as_text.stdout)
+    from_json = read_counterexamples(saved_json.read_text(), str(saved_json))
+    from_text = read_counterexamples(saved_text.read_text(), str(saved_text))
+    assert [(c.title, c.also, c.steps[-1].after) for c in from_json] == [
+        (c.title, c.also, c.steps[-1].after) for c in from_text]
+    assert run("check", "west-midland-2014", "--json").exit_code == 2
+
+
+def test_check_json_with_timescales_adds_the_windows():
+    """`--json --timescales`: each report carries its stage windows in hours; exit 0."""
+    import json
+
+    result = run("check", "wigan-2008-change-meetings", "--json", "--timescales")
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["reports"]
+    assert report["ok"] is True and report["findings"] == []
+    windows = report["timescales"]["windows"]
+    assert report["timescales"]["origin"].startswith("enter:")
+    assert windows and set(windows[0]) == {"event", "reached", "earliest_hours", "latest_hours"}
+    assert windows[0]["earliest_hours"] == 0.0
+    plain = json.loads(run("check", "wigan-2008-change-meetings", "--json").stdout)
+    assert "timescales" not in plain["reports"][0]

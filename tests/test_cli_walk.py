@@ -57,7 +57,7 @@ def test_a_trainer_walks_in_a_terminal_then_replays_the_transcript(tmp_path):
     out = send(child, "advance 3 working days")
     assert "Fri 04 Apr 2025 09:00" in out
     assert "MISSED" in out and "icpc_booked" in out
-    assert "\x1b[31;1mMISSED" in out  # red on a terminal
+    assert "\x1b[31m\x1b[1mMISSED" in out  # red and bold on a terminal (click.style)
 
     out = send(child, "undo")
     assert "undid the clock move" in out
@@ -111,6 +111,22 @@ def test_terminal_walk_with_save_option(tmp_path):
     assert "start-date: 2025-06-02" in text and "facts: interpreter_needed=true" in text
 
 
+def test_no_color_keeps_a_terminal_walk_plain(tmp_path):
+    """Colour follows click's terminal detection, and NO_COLOR switches it off."""
+    pexpect = pytest.importorskip("pexpect")
+    env = {**os.environ, "TERM": "dumb", "NO_COLOR": "1"}
+    child = pexpect.spawn(str(CPSIM), ["walk", "west-midlands-2014"], cwd=str(tmp_path),
+                          env=env, encoding="utf-8", timeout=60, dimensions=(50, 250))
+    child.expect_exact(PROMPT)
+    assert "== west-midlands-2014 | step 0" in child.before
+    out = send(child, "advance 30 days")
+    assert "MISSED" in out and "\x1b[" not in child.before + out
+    child.sendline("quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def test_piped_input_and_end_of_input(tmp_path):
     result = run("walk", "west-midlands-2014", input="2\nhistory\n")
     assert result.exit_code == 0, result.output
@@ -150,8 +166,6 @@ def test_bad_facts_and_unknown_procedure_exit_2():
     assert run("walk", "west-midland-2014").exit_code == 2
 
 
-
-
 def test_replay_a_check_counterexample_on_the_broken_procedure(tmp_path):
     """`cpsim check` output saved to a file walks through exactly how the procedure breaks."""
     procedure = without_plan_agreed(tmp_path)
@@ -181,3 +195,21 @@ def test_replay_a_check_counterexample_on_the_broken_procedure(tmp_path):
     sound = run("walk", "west-midlands-2014", "--replay", str(output))
     assert sound.exit_code == 1
     assert "but here the case can still: plan_agreed" in sound.output
+
+
+def test_replay_the_json_of_check(tmp_path):
+    """`cpsim check --json` saved to a file replays the same run, by step number."""
+    procedure = without_plan_agreed(tmp_path)
+    check = run("check", "--json", str(procedure))
+    assert check.exit_code == 1
+    output = tmp_path / "check.json"
+    output.write_text(check.output)
+    result = run("walk", str(procedure), "--replay", str(output))
+    assert result.exit_code == 0, result.output
+    assert "walk> transfer_in\n" in result.output
+    assert "as the counterexample says: now in icpc.session" in result.output
+    assert "(line " not in result.output
+    sound = run("walk", "west-midlands-2014", "--replay", str(output))
+    assert sound.exit_code == 1
+    assert "replay stopped: after the last step: the counterexample says nothing leads on" in (
+        sound.output)

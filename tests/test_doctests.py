@@ -8,14 +8,16 @@ import pkgutil
 
 import pytest
 
+import cpsim
 import model
 import reports
 import simulations
 
 MODULES = sorted(
     info.name
-    for package in (model, simulations, reports)
+    for package in (model, simulations, reports, cpsim)
     for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}.")
+    if info.name != "cpsim.__main__"  # importing it runs the command
 )
 
 

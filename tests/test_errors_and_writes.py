@@ -241,17 +241,21 @@ def test_walk_refuses_to_advance_past_the_calendar(command):
 
 
 def test_walk_session_refuses_an_advance_past_2050_and_keeps_its_clock():
+    from cpsim.walk_commands import run_command
     from model.loader import load_procedure
-    from model.walk import WalkSession
+    from model.session import Move, WalkSession
 
     session = WalkSession(load_procedure("west-midlands-2014"))
     before = session.now
     for command in ("advance 99999999 days", "advance 9500 days"):
-        result = session.apply(command)
+        result = run_command(session, command)
         assert result.status == "invalid"
         assert "2050-12-31" in result.notes[0].text
         assert session.now == before
-    assert session.apply("advance 9000 days").status == "ok"  # still 2049
+    # The session itself refuses, whatever the command line let through.
+    assert session.apply(Move.advance("99999999 days")).status == "invalid"
+    assert session.now == before
+    assert run_command(session, "advance 9000 days").status == "ok"  # still 2049
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ facts: interpreter_needed=true
 > history
 > look
 """
-"""A transcript in format version 1 (model/walk.py) using every kind of command."""
+"""A transcript in format version 1 (model/session.py) using every kind of command."""
 
 CHECK_OUTPUT = "wm-without-plan-agreed: 1 check failed\n" + LONG_RUN_TO_SESSION
 """Saved ``cpsim check`` output with a counterexample, which ``--replay`` also reads."""

@@ -101,3 +101,24 @@ def test_fact_classes_split_by_every_fact_a_guard_reads():
             ctx = GuardContext(facts=m)
             assert {g for g in GUARDS if GUARDS[g].fn(ctx)} == c.holds
     assert classes[0].facts == {}
+
+
+@pytest.mark.parametrize("name", sorted(GUARDS))
+def test_a_guard_reads_an_absent_fact_as_no_and_an_absent_count_as_0(name):
+    """Analyses pass only some keys (paths: the true facts; the explorer's tables: none)."""
+    guard = GUARDS[name]
+    facts = sorted(guard.facts)
+    keys = [("counts", t) for t in sorted(guard.counts)] + [
+        ("episode", t) for t in sorted(guard.episode)]
+    for fact_values in itertools.product((None, False, True), repeat=len(facts)):
+        for counts in itertools.product((None, *range(guard.saturates_at + 1)),
+                                        repeat=len(keys)):
+            given = {part: {t: v for (p, t), v in zip(keys, counts, strict=True)
+                            if p == part and v is not None} for part in ("counts", "episode")}
+            whole = {part: {t: v or 0 for (p, t), v in zip(keys, counts, strict=True)
+                            if p == part} for part in ("counts", "episode")}
+            partial = GuardContext({f: v for f, v in zip(facts, fact_values, strict=True)
+                                    if v is not None}, given["counts"], given["episode"])
+            full = GuardContext({f: bool(v) for f, v in zip(facts, fact_values, strict=True)},
+                                whole["counts"], whole["episode"])
+            assert guard.fn(partial) == guard.fn(full), (name, partial)

@@ -148,3 +148,48 @@ def test_procedure_ids_cite_only_known_rules():
     for name in available_procedures():
         for rid in load_procedure(name).rule_ids():
             assert rid in rules, (name, rid)
+
+
+def test_cin_flat_mapping_is_inherited_and_overridden():
+    """The core declares the CIN-flat mapping; a protocol extending it inherits it and changes
+    one entry's activities; a procedure that declares none has none."""
+    from model.spec import CIN_EVENT_TYPES, EventRef
+
+    core = load_procedure("national-core-2013")
+    wm = load_procedure("west-midlands-2014")
+    assert core.cin_flat is not None and wm.cin_flat is not None
+    assert [c.type for c in wm.cin_flat] == [c.type for c in core.cin_flat] == list(
+        CIN_EVENT_TYPES)
+    icpc = {c.type: c for c in wm.cin_flat}["icpc"]
+    assert icpc.events == (EventRef("enter", "icpc.session"),)  # the core's
+    assert icpc.activities == ("icpc_opens", "sit_without_reports")  # West Midlands' own
+    assert icpc.origin.file.endswith("west-midlands-2014.yaml")
+    assert {c.type: c for c in core.cin_flat}["icpc"].activities == ("icpc_opens",)
+    assert load_procedure("wigan-2008-change-meetings").cin_flat is None
+
+
+def test_cin_flat_mapping_errors_name_file_line_and_field(tmp_path):
+    """Every mistake in a cin_flat block is reported at once, with its line and a suggestion."""
+    path = write(tmp_path, "bad-map", """\
+        procedure: bad-map
+        extends: west-midlands-2014
+        title: x
+        cin_flat:
+          icpcc: {events: [{enter: icpc.session}]}
+          closure: {events: [{enter: clsoed}]}
+          review: {activities: [review_open, icpc_opens]}
+          cp_plan_end: {events: [{exit: cp_plan}], activity: [x]}
+          s47_start: {events: []}
+        """)
+    found = problems_of(path)
+    text = "\n".join(found)
+    assert "bad-map.yaml:5: cin_flat.icpcc: unknown CIN-flat event type" in text
+    assert "did you mean 'icpc'?" in text
+    assert "bad-map.yaml:6: cin_flat.closure.events[0]: unknown state (value: 'clsoed'); " \
+           "did you mean 'closed'?" in text
+    assert "bad-map.yaml:7: cin_flat.review.activities[0]: unknown trigger (value: " \
+           "'review_open'); did you mean 'review_opens'?" in text
+    assert "bad-map.yaml:7: cin_flat.review.activities[1]: already stands for icpc" in text
+    assert "bad-map.yaml:8: cin_flat.cp_plan_end.activity: unknown key" in text
+    assert "bad-map.yaml:9: cin_flat.s47_start.events: must be a non-empty list" in text
+    assert len(found) == 6

@@ -10,16 +10,18 @@ from click.testing import CliRunner
 from helpers import without_plan_agreed
 
 from cpsim.cli import main
+from cpsim.transcript import Transcript, parse_walk_file, replay_transcript
+from cpsim.walk_render import render_replay
 from model.loader import available_procedures, load_procedure
 from model.paths import (
     COVER_MODES,
+    count_cap,
     counted_triggers,
     fact_variants,
     format_plan,
     plan_walks,
     universe,
 )
-from model.walk import Transcript, parse_walk_file, render_replay, replay_transcript
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINERS = ROOT / "trainers" / "west-midlands-2014"
@@ -92,6 +94,16 @@ def test_fact_variants_and_counted_triggers():
     assert fact_variants(load_procedure("walsall-2018-resolution")) == (
         {}, {"practice_is_good": True})
     assert counted_triggers(load_procedure("wigan-2008-change-meetings")) == ((), ())
+    walsall = load_procedure("walsall-2018-resolution")
+    assert counted_triggers(walsall) == (
+        (), ("conference_cancelled", "postpone_icpc", "postpone_review"))
+
+
+def test_counts_are_tracked_up_to_the_largest_declared_saturation():
+    """Walsall's only count guard settles at 1; Newcastle's review guards need up to 4."""
+    assert count_cap(load_procedure("walsall-2018-resolution")) == 1
+    assert count_cap(load_procedure("newcastle-2010")) == 4
+    assert count_cap(load_procedure("wigan-2008-change-meetings")) == 0
 
 
 def test_summary_says_greedy_and_lists_each_walk():

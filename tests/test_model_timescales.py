@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from cpsim.cli import main
 from model.calendar import WorkingCalendar
-from model.check import check_procedure, format_report
+from model.check import check_procedure
+from model.findings import format_report
 from model.graph import build_graph
 from model.loader import available_procedures, load_procedure
 from model.spec import EventRef
@@ -21,9 +22,9 @@ from model.timescales import (
     CALENDAR_FIRST,
     CALENDAR_LAST,
     check_timescales,
+    fact_cases,
     find_clashes,
     gap_range,
-    scenarios,
     timescale_bounds,
 )
 from model.types import Duration
@@ -194,8 +195,8 @@ def test_guards_that_never_hold_together_do_not_clash(tmp_path):
 
 
 # -- guards and calendar --------------------------------------------------------------------------
-def test_scenarios_give_complementary_guards_opposite_values():
-    found = scenarios(load_procedure("newcastle-2010").deadlines)
+def test_fact_cases_give_complementary_guards_opposite_values():
+    found = fact_cases(load_procedure("newcastle-2010").deadlines)
     assert {s.guards for s in found} == {
         (("extended_notice_needed", notice), ("pre_birth", birth), ("standard_notice", not notice))
         for notice in (False, True) for birth in (False, True)
@@ -208,7 +209,7 @@ def test_guards_that_read_trigger_counts_are_not_fixed_per_case():
     """designated_review_due depends on how many reviews were held: decided at each start."""
     first = load_procedure("west-midlands-2014").deadlines[0]
     counted = replace(first, when="designated_review_due")
-    assert scenarios([counted])[0].guards == ()
+    assert fact_cases([counted])[0].guards == ()
 
 
 @pytest.mark.parametrize(("limit", "kind", "expected"), [

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from pathlib import Path
 
+import click
 import pytest
 from helpers import without_plan_agreed
 
-from model.check import check_procedure, format_report
-from model.errors import InputError
-from model.loader import load_procedure
-from model.walk import (
-    DEFAULT_START,
+from cpsim.transcript import Transcript, parse_walk_file, replay_transcript
+from cpsim.walk_commands import (
     CommandError,
-    Counterexample,
-    Transcript,
-    WalkSession,
-    choose_facts,
+    HelpRequest,
     parse_command,
     parse_facts,
-    parse_walk_file,
-    render_replay,
-    render_result,
-    render_screen,
-    replay_counterexample,
-    replay_transcript,
+    run_command,
 )
+from cpsim.walk_render import render_replay, render_result, render_screen
+from model.check import check_procedure
+from model.counterexample import choose_facts, replay_counterexample
+from model.errors import InputError
+from model.findings import Counterexample, format_report, reports_to_json
+from model.loader import load_procedure
+from model.session import DEFAULT_START, Move, WalkSession
 
 TO_ICPC = ["decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
            "book_icpc", "proceed_to_icpc"]
@@ -47,7 +45,7 @@ def ncl():
 def walk_to(procedure, triggers, **kwargs) -> WalkSession:
     session = WalkSession(procedure, **kwargs)
     for trigger in triggers:
-        result = session.apply(trigger)
+        result = session.apply(Move.act(trigger))
         assert result.status == "ok", render_result(result)
     return session
 
@@ -107,7 +105,7 @@ def test_first_screen_shows_state_clock_deadlines_and_numbered_actions(wm):
     assert "WT-17a: A qualified social worker responds to each referral" in text
     assert "\x1b[" not in text
     held = WalkSession(wm)
-    held.apply("decide_strategy_discussion")
+    run_command(held, "decide_strategy_discussion")
     action = next(a for a in held.screen().actions if a.trigger == "strategy_discussion_held")
     wm1a = next(r for r in action.rules if r.id == "WM-1a")
     assert wm1a.clause == "Protocol 1, first point"
@@ -117,22 +115,22 @@ def test_first_screen_shows_state_clock_deadlines_and_numbered_actions(wm):
 
 def test_pick_by_number_and_by_name(wm):
     session = WalkSession(wm)
-    first = session.apply("4")
+    first = run_command(session, "4")
     assert first.status == "ok" and first.changed
     assert session.configuration == ("strategy_discussion.convening",)
     assert any("deadline met: referral_decision" in n.text for n in first.notes)
     assert any("cancelled" in n.text and "assessment_complete" in n.text for n in first.notes)
-    second = session.apply("strategy_discussion_held")
+    second = run_command(session, "strategy_discussion_held")
     assert second.status == "ok"
     assert session.configuration == ("strategy_discussion.held",)
     assert any("clock started: icpc_booked" in n.text for n in second.notes)
-    assert session.apply("9").status == "invalid"
+    assert run_command(session, "9").status == "invalid"
     assert session.commands == ["decide_strategy_discussion", "strategy_discussion_held"]
 
 
 def test_clock_passing_a_due_time_turns_the_deadline_missed(wm):
     session = walk_to(wm, ["decide_strategy_discussion", "strategy_discussion_held"])
-    result = session.apply("advance 3 days")
+    result = run_command(session, "advance 3 days")
     assert result.status == "ok"
     assert session.screen().now == datetime(2025, 4, 4, 9, 0)
     missed = [n for n in result.notes if n.text.startswith("MISSED: icpc_booked")]
@@ -142,38 +140,40 @@ def test_clock_passing_a_due_time_turns_the_deadline_missed(wm):
     plain = render_screen(result.screen)
     assert "icpc_booked: MISSED: overdue, was due end of Thu 03 Apr 2025" in plain
     coloured = render_screen(result.screen, colour=True)
-    assert "\x1b[31;1mMISSED" in coloured
-    late = session.apply("start_section_47")
+    assert click.style("MISSED: overdue", fg="red", bold=True)[:-4] in coloured
+    assert click.unstyle(coloured) == plain
+    late = run_command(session, "start_section_47")
     assert late.status == "ok"
-    booked = session.apply("book_icpc")
+    booked = run_command(session, "book_icpc")
     assert any(n.text.startswith("deadline MISSED: icpc_booked") and n.level == "alert"
                for n in booked.notes)
 
 
 def test_working_days_skip_weekends_and_bank_holidays(wm):
     session = WalkSession(wm, start_date=date(2025, 4, 17))  # Thursday before Easter
-    session.apply("advance 1 working day")
+    run_command(session, "advance 1 working day")
     assert session.screen().now == datetime(2025, 4, 22, 9, 0)  # Good Friday, Easter Monday
-    session.apply("undo")
-    session.apply("advance 1 day")
+    run_command(session, "undo")
+    run_command(session, "advance 1 day")
     assert session.screen().day_kind == "bank holiday"
-    session.apply("advance to 2025-04-19")
+    run_command(session, "advance to 2025-04-19")
     assert session.screen().day_kind == "weekend"
-    assert session.apply("advance to 2025-04-01").status == "invalid"
+    assert run_command(session, "advance to 2025-04-01").status == "invalid"
 
 
 def test_undo_goes_back_one_step_clock_included(wm):
     session = walk_to(wm, ["decide_strategy_discussion"])
-    session.apply("advance 2 days")
-    session.apply("strategy_discussion_held")
-    assert session.apply("undo").screen.configuration == ("strategy_discussion.convening",)
+    run_command(session, "advance 2 days")
+    run_command(session, "strategy_discussion_held")
+    back = run_command(session, "undo")
+    assert back.screen.configuration == ("strategy_discussion.convening",)
     assert session.screen().now == datetime(2025, 4, 3, 9, 0)
-    assert session.apply("undo").screen.now == datetime(2025, 4, 1, 9, 0)
+    assert run_command(session, "undo").screen.now == datetime(2025, 4, 1, 9, 0)
     assert not any(c.overdue for c in session.screen().clocks)
-    assert session.apply("undo").screen.configuration == ("referral",)
+    assert run_command(session, "undo").screen.configuration == ("referral",)
     assert [c.deadline_id for c in session.screen().clocks] == ["referral_decision",
                                                                 "assessment_complete"]
-    nothing = session.apply("undo")
+    nothing = run_command(session, "undo")
     assert nothing.status == "ok" and "nothing to undo" in nothing.notes[0].text
     assert session.history == []
 
@@ -188,7 +188,7 @@ def test_why_names_the_state_and_where_the_action_is_offered(wm):
     wm30 = next(r for r in e.rules if r.id == "WM-30")
     assert wm30.clause == "Protocol 30" and wm30.summary
     assert e.allowed_now == ("strategy_discussion_held",)
-    text = render_result(session.apply("why start_cp_plan"))
+    text = render_result(run_command(session, "why start_cp_plan"))
     assert "not offered from strategy_discussion.convening" in text
     assert "it is offered from icpc.outcome" in text
 
@@ -205,7 +205,7 @@ def test_why_a_guard_blocks_the_designated_review(ncl):
     for _ in range(3):
         for trigger in ("review_opens", "review_plan_agreed", "continue_plan", "review_due",
                         "review_reports_received"):
-            session.apply(trigger)
+            run_command(session, trigger)
     assert session.explain("designated_review_opens").kind == "allowed"
     assert session.explain("review_opens").kind == "blocked"
 
@@ -213,12 +213,12 @@ def test_why_a_guard_blocks_the_designated_review(ncl):
 def test_an_illegal_choice_explains_itself_and_changes_nothing(wm):
     session = walk_to(wm, ["decide_strategy_discussion"])
     before = session.screen()
-    result = session.apply("plan_agreed")
+    result = run_command(session, "plan_agreed")
     assert result.status == "illegal"
     assert result.explanation is not None and result.explanation.kind == "not_here"
     assert result.screen == before
     assert session.commands[-1] == "why plan_agreed"
-    unknown = session.apply("plan_agred")
+    unknown = run_command(session, "plan_agred")
     assert unknown.status == "illegal"
     assert unknown.explanation is not None and unknown.explanation.hint == "plan_agreed"
     assert "Did you mean 'plan_agreed'?" in render_result(unknown)
@@ -229,11 +229,11 @@ def test_setting_a_fact_changes_the_guards():
     session = WalkSession(wigan)
     assert session.allowed() == ("convene_planning_meeting",)
     assert session.explain("convene_change_meeting").kind == "blocked"
-    result = session.apply("set caf_completed=true")
+    result = run_command(session, "set caf_completed=true")
     assert result.status == "ok" and result.changed
     assert session.allowed() == ("convene_change_meeting",)
-    assert "caf_completed = true" in session.apply("facts").text
-    assert session.apply("undo").status == "ok"
+    assert "caf_completed = true" in run_command(session, "facts").text
+    assert run_command(session, "undo").status == "ok"
     assert session.allowed() == ("convene_planning_meeting",)
 
 
@@ -246,11 +246,29 @@ def test_a_region_waiting_for_the_main_flow_is_shown_as_blocked():
     assert session.explain("note_good_practice").kind == "blocked"
 
 
+def test_help_is_answered_by_the_command_line_not_the_session(wm):
+    """The grammar owns the help text; asking for it records nothing in the walk."""
+    assert isinstance(parse_command("?"), HelpRequest)
+    session = WalkSession(wm)
+    assert "advance 3 working days" in run_command(session, "help").text
+    assert session.commands == [] and session.history == []
+
+
+def test_the_session_takes_moves_not_text(wm):
+    """The pure session is driven by Move records; the transcript spells them out."""
+    session = WalkSession(wm)
+    assert session.apply(Move.advance("2 days")).status == "ok"
+    assert session.now == 9.0 + 48
+    assert session.apply(Move.act("decide_early_help")).status == "ok"
+    assert session.apply(Move("why", "why 1", number=1)).explanation is not None
+    assert session.commands == ["advance 2 days", "decide_early_help", "why early_help_ends"]
+
+
 def test_help_history_and_quit(wm):
     session = walk_to(wm, ["decide_early_help"])
-    assert "advance 3 working days" in session.apply("help").text
-    assert "decide_early_help: referral -> early_help" in session.apply("history").text
-    assert session.apply("quit").status == "quit"
+    assert "advance 3 working days" in run_command(session, "help").text
+    assert "decide_early_help: referral -> early_help" in run_command(session, "history").text
+    assert run_command(session, "quit").status == "quit"
 
 
 # -- transcripts -------------------------------------------------------------------------------
@@ -258,8 +276,8 @@ def test_save_returns_a_transcript_that_replays(wm, tmp_path):
     session = WalkSession(wm, start_date=date(2025, 5, 6), facts={"interpreter_needed": True})
     for command in ["4", "advance 3 hours", "why start_cp_plan", "strategy_discussion_held",
                     "plan_agreed", "set parent_learning_disability=true", "2", "undo"]:
-        session.apply(command)
-    result = session.apply("save out.txt")
+        run_command(session, command)
+    result = run_command(session, "save out.txt")
     assert result.save is not None
     name, text = result.save
     assert name == "out.txt"
@@ -366,6 +384,26 @@ def test_counterexample_steps_must_chain_and_be_numbered():
     assert [p.line for p in err.value.problems] == [3, 3]
 
 
+def test_json_check_output_replays_like_the_text(wm, broken):
+    """`cpsim check --json` gives the same runs as the text, without line numbers."""
+    report = check_procedure(load_procedure(broken))
+    from_text = parse_walk_file(format_report(report), "check.txt")
+    from_json = parse_walk_file(json.dumps(reports_to_json([report])), "check.json")
+    assert isinstance(from_json, tuple) and isinstance(from_text, tuple)
+    assert [(c.title, c.stuck, c.also, [(s.before, s.trigger, s.after) for s in c.steps])
+            for c in from_json] == [
+        (c.title, c.stuck, c.also, [(s.before, s.trigger, s.after) for s in c.steps])
+        for c in from_text]
+    assert all(c.line is None and all(s.line is None for s in c.steps) for c in from_json)
+    replay = replay_counterexample(load_procedure(broken), from_json[0])
+    assert replay.ok, render_replay(replay)
+    assert "(line " not in render_replay(replay)
+    assert f"counterexample (check of {report.procedure}):" in render_replay(replay)
+    sound = replay_counterexample(wm, from_json[0])
+    assert sound.failure is not None
+    assert sound.failure.startswith("after the last step: ")
+
+
 def test_counterexample_facts_are_chosen_so_guards_hold():
     wigan = load_procedure("wigan-2008-change-meetings")
     assert choose_facts(wigan, ["convene_change_meeting"]) == {"caf_completed": True}
@@ -377,3 +415,14 @@ def test_counterexample_facts_are_chosen_so_guards_hold():
     assert replay.ok, render_replay(replay)
     assert "caf_completed=true" in render_replay(replay)
     assert not replay_counterexample(wigan, cx, facts={}).ok
+
+
+def test_chosen_facts_are_only_those_the_run_s_guards_read(ncl):
+    """Fact classes of the run's guards: domestic abuse to split, pre-birth for a birth plan."""
+    into_icpc = [*TO_ICPC, "invitations_sent", "reports_received", "icpc_opens"]
+    assert choose_facts(ncl, into_icpc) == {}
+    assert choose_facts(ncl, [*into_icpc, "split_conference"]) == {"domestic_abuse": True}
+    assert choose_facts(ncl, [*into_icpc, "split_conference", "plan_agreed",
+                              "birth_plan_distributed"]) == {"pre_birth": True,
+                                                             "domestic_abuse": True}
+    assert choose_facts(ncl, ["no_such_action"]) == {}

@@ -26,7 +26,8 @@ from reports.compare import (
     render_compare_report,
     signed,
 )
-from simulations.experiments import compare, load_comparison, resolve_subject
+from simulations.experiments import compare, resolve_subject
+from simulations.results import load_comparison
 from simulations.runner import settings_for
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

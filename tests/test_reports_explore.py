@@ -28,7 +28,6 @@ from model.rules import load_rules
 from model.types import Duration
 from reports import explore
 from reports.explore import (
-    COUNT_CAP,
     GuardNotTabulable,
     build_explorer,
     clean_svg,
@@ -36,6 +35,7 @@ from reports.explore import (
     embed_json,
     export_graph,
     guard_tables,
+    read_tags,
     tabulate_guard,
 )
 
@@ -154,9 +154,9 @@ def sample_contexts(n: int, seed: int = 7) -> list[GuardContext]:
     contexts = []
     for _ in range(n):
         facts = {f: rng.random() < 0.5 for f in FACTS if rng.random() < 0.8}
-        counts = {k: rng.choice([0, 1, 2, 3, 4, 5, COUNT_CAP, COUNT_CAP + 5, 40])
+        counts = {k: rng.choice([0, 1, 2, 3, 4, 5, 8, 13, 40])
                   for k in keys if rng.random() < 0.7}
-        episode = {k: rng.choice([0, 1, 2, 3, 3, 4, 7, COUNT_CAP + 1, 25])
+        episode = {k: rng.choice([0, 1, 2, 3, 3, 4, 7, 9, 25])
                    for k in keys if rng.random() < 0.7}
         contexts.append(GuardContext(facts, counts, episode))
     return contexts
@@ -170,39 +170,41 @@ def test_guard_tables_agree_with_python_guards():
             assert table.holds(ctx) == evaluate(name, ctx), (name, ctx)
 
 
-def test_guard_probing_finds_what_each_guard_reads():
+def test_guard_tables_follow_each_guards_declaration():
     designated = tabulate_guard("designated_review_due")
     assert designated.facts == ()
     assert designated.episode == ("designated_review_opens", "review_opens")
-    assert tabulate_guard("standard_notice").table == "1000"
+    assert designated.cap == 4 and len(designated.table) == 5 * 5
+    notice = tabulate_guard("standard_notice")
+    assert notice.facts == ("parent_learning_disability", "interpreter_needed")
+    assert (notice.cap, notice.table) == (0, "1000")
 
 
-def test_guard_tables_grow_to_a_far_threshold_and_refuse_what_never_settles(monkeypatch):
+def test_guard_tables_reach_a_far_declared_threshold_and_refuse_a_huge_one(monkeypatch):
+    import model.guards
     from model.guards import Guard
 
     registry = dict(GUARDS)
-    extra = {
-        "far_threshold": lambda ctx: ctx.counts.get("review_due", 0) >= 20,
-        "exactly_twenty": lambda ctx: ctx.episode.get("review_due", 0) == 20,
-        "reads_everything": lambda ctx: sum(ctx.counts.values()) > 2,
-        "parity": lambda ctx: ctx.counts.get("review_due", 0) % 2 == 0,
-        "absent_is_not_no": lambda ctx: ctx.facts.get("caf_completed") is None,
-    }
-    for name, fn in extra.items():
-        registry[name] = Guard(name, fn, "x")
+    registry["far_threshold"] = Guard(
+        "far_threshold", lambda ctx: ctx.counts.get("review_due", 0) >= 20, "x",
+        counts=frozenset({"review_due"}), saturates_at=20)
+    registry["exactly_twenty"] = Guard(
+        "exactly_twenty", lambda ctx: ctx.episode.get("review_due", 0) == 20, "x",
+        facts=frozenset({"caf_completed"}), episode=frozenset({"review_due"}), saturates_at=21)
+    registry["huge"] = Guard(
+        "huge", lambda ctx: False, "x", facts=frozenset(model.guards.FACTS),
+        counts=frozenset({"a", "b", "c"}), episode=frozenset({"a", "b"}), saturates_at=20)
     monkeypatch.setattr(explore, "GUARDS", registry)
+    monkeypatch.setattr(model.guards, "GUARDS", registry)
     for name in ("far_threshold", "exactly_twenty"):
         table = tabulate_guard(name)
-        assert table.cap >= 20
+        assert table.cap == registry[name].saturates_at
         for n in (0, 19, 20, 21, 63, 64, 500):
-            ctx = GuardContext({}, {"review_due": n}, {"review_due": n})
-            assert table.holds(ctx) == registry[name].fn(ctx), (name, n)
-    with pytest.raises(GuardNotTabulable, match=r"whole of ctx\.counts"):
-        tabulate_guard("reads_everything")
-    with pytest.raises(GuardNotTabulable, match="parity"):
-        tabulate_guard("parity")
-    with pytest.raises(GuardNotTabulable, match="absent_is_not_no"):
-        tabulate_guard("absent_is_not_no")
+            for caf in (False, True):
+                ctx = GuardContext({"caf_completed": caf}, {"review_due": n}, {"review_due": n})
+                assert table.holds(ctx) == registry[name].fn(ctx), (name, n)
+    with pytest.raises(GuardNotTabulable, match="too many facts and counts"):
+        tabulate_guard("huge")
 
 
 @pytest.mark.parametrize("name", ["west-midlands-2014", "walsall-2018-resolution"])
@@ -253,13 +255,36 @@ def test_clean_svg_keeps_drawing_and_drops_everything_else():
 
 
 @pytest.mark.parametrize("name", available_procedures())
-def test_every_state_is_tagged_on_the_diagram(name):
+def test_every_state_and_move_is_tagged_on_the_diagram(name):
+    """The tags come from the ids the drawing gives: nothing is left out as ambiguous."""
     proc = load_procedure(name)
     drawn = diagram_markup(proc)
-    states = {s.id for s in proc.states.values() if not (s.parent is None and s.region)}
-    assert states <= drawn.states
-    assert len(drawn.transitions) >= 0.9 * len(proc.transitions)
+    assert drawn.states == set(proc.states)
+    assert drawn.transitions == {t.id for t in proc.transitions}
+    triggers = {t.id: t.trigger for t in proc.transitions}
+    for transition, trigger in re.findall(r'data-transition="([^"]*)" data-trigger="([^"]*)"',
+                                          drawn.svg):
+        assert triggers[transition] == trigger
     assert "http" not in drawn.svg and "<script" not in drawn.svg
+
+
+def test_tags_are_read_from_the_drawings_ids():
+    """A state's box and name and a move's label parts are marked; nothing else is."""
+    proc = load_procedure("west-midlands-2014")
+    plan = next(t for t in proc.transitions if t.id == "plan_agreed")
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg">'
+           '<g id="state:icpc.session:box"/><g id="state:icpc.session:name"/>'
+           '<g id="state:closed:ring"/><g id="state:closed:7:box"/><g id="state:cp_plan:list"/>'
+           '<g id="transition:plan_agreed:3:label"/><g id="transition:plan_agreed:3:listed"/>'
+           '<g id="transition:plan_agreed:3:edge"/><g id="start:referral:dot"/>'
+           '<g id="patch_1"/></svg>')
+    assert read_tags(svg, proc) == {
+        "state:icpc.session:box": ("state", "icpc.session", ""),
+        "state:icpc.session:name": ("state", "icpc.session", ""),
+        "state:closed:7:box": ("state", "closed", ""),
+        "transition:plan_agreed:3:label": ("move", "plan_agreed", plan.trigger),
+        "transition:plan_agreed:3:listed": ("move", "plan_agreed", plan.trigger),
+    }
 
 
 def test_cli_writes_the_page(tmp_path):
@@ -612,3 +637,26 @@ def test_datetime_formats_match_python(wm_page, opened):
         cal = WorkingCalendar(start)
         assert due == cal.due(at, Duration(unit, value)), (start, at, unit, value)
         assert earliest == pytest.approx(cal.earliest(at, Duration(unit, value)))
+
+
+def test_page_working_days_are_the_model_calendars(wm_page, opened):
+    """Every day the page holds is a working day exactly when the Python calendar says so;
+    past those years the page skips weekends only and says it went beyond them."""
+    page = opened(wm_page).page
+    first, last = date(START.year, 1, 1), date(START.year + explore.CALENDAR_YEARS - 1, 12, 31)
+    span = (last - first).days
+    got = page.evaluate(
+        """([start, span]) => {
+             const cal = window.cpsimExplorer.engine.calendar(start);
+             const days = [];
+             for (let k = 0; k <= span; k += 1) days.push(cal.isWorking(k));
+             const inside = cal.beyond;
+             const after = [cal.isWorking(span + 1), cal.isWorking(span + 2)];
+             return [days, inside, after, cal.beyond];
+           }""",
+        [first.isoformat(), span])
+    days, inside, after, beyond = got
+    cal = WorkingCalendar(first)
+    assert days == [cal.is_working_day(first + timedelta(days=k)) for k in range(span + 1)]
+    assert not inside and beyond
+    assert after == [(last + timedelta(days=k)).weekday() < 5 for k in (1, 2)]

@@ -299,3 +299,33 @@ def test_the_report_opens_in_a_browser_with_every_figure_visible(report, browser
     assert len(images) >= 5
     assert all(done and natural > 0 and shown > 0 for done, natural, shown in images)
     assert all(url.startswith(("file:", "data:")) for url in requests)
+
+
+def test_every_page_is_rendered_by_one_environment_with_escaping_on():
+    """One jinja2 environment serves every page; its autoescape is on for every template."""
+    from reports.explore import _environment
+    from reports.templating import environment
+
+    env = environment()
+    assert env is environment() and _environment() is env
+    page = env.from_string('{% extends "base.html" %}{% block title %}{{ t }}{% endblock %}'
+                           '{% block body %}<p>{{ t }}</p>{% endblock %}').render(t=EVIL)
+    assert EVIL not in page and page.count(_esc(EVIL)) == 2
+
+
+def test_every_page_extends_the_shared_head():
+    """Each page template extends base.html, which alone writes the head they share."""
+    from reports.templating import environment
+
+    templates = ROOT / "reports" / "templates"
+    pages = [p for p in sorted(templates.glob("*.html"))
+             if not p.name.startswith("_") and p.name != "base.html"]
+    assert {"report.html", "compare.html", "sweep.html", "explore.html"} <= {p.name
+                                                                             for p in pages}
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert text.startswith('{% extends "base.html" %}'), page.name
+        assert "<!DOCTYPE" not in text and "<head>" not in text and "charset" not in text
+    head = environment().get_template("base.html").render()
+    assert head.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in head
+    assert 'name="viewport"' in head and "<title></title>" in head

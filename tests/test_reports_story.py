@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
+import math
 import re
 from collections import Counter
 from datetime import date
@@ -19,6 +21,8 @@ from matplotlib.image import imread
 from cpsim.cli import main
 from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure
+from model.guards import FACTS, GuardContext, evaluate
+from model.loader import load_procedure
 from model.types import Duration
 from reports.story import (
     Replay,
@@ -375,3 +379,39 @@ def test_closest_ids_by_number_and_spelling():
     ids = ["C0000011", "C0000012", "C0000120", "X9"]
     assert closest_ids("C12", ids)[0] == "C0000012"
     assert closest_ids("nothing", ["C0000001"]) == []
+
+
+# -- inferring facts -------------------------------------------------------------------------------
+@pytest.mark.parametrize("procedure_id", ["newcastle-2010", "walsall-2018-resolution"])
+@pytest.mark.parametrize("shares", [
+    {"parent_learning_disability": 0.08, "interpreter_needed": 0.06, "pre_birth": 0.08,
+     "domestic_abuse": 0.3, "practice_is_good": 0.4, "caf_completed": 0.7},
+    {"parent_learning_disability": 0.5, "interpreter_needed": 0.5, "practice_is_good": 0.5,
+     "pre_birth": 1.0, "not_a_guard_fact": 0.9},
+])
+def test_fact_classes_match_every_combination_of_every_fact(procedure_id, shares):
+    """Priors, the fact set replayed and the order equal those of all 2**n combinations."""
+    procedure = load_procedure(procedure_id)
+    used = sorted({g for t in procedure.transitions for g in t.guards}
+                  | {d.when for d in procedure.deadlines if d.when is not None})
+    names = [*FACTS, *sorted(set(shares) - set(FACTS))]
+    expected: dict[tuple[str, ...], list[tuple[float, int, dict[str, bool]]]] = {}
+    for i, values in enumerate(itertools.product((False, True), repeat=len(names))):
+        facts = dict(zip(names, values, strict=True))
+        prior = math.prod(shares.get(k, 0.0) if v else 1.0 - shares.get(k, 0.0)
+                          for k, v in facts.items())
+        holds = tuple(g for g in used if evaluate(g, GuardContext(facts=facts)))
+        expected.setdefault(holds, []).append((prior, i, facts))
+    classes = fact_classes(procedure, shares)
+    assert len(classes) == len(expected) > 1
+    # class order: likelier first, a tie to the class met first among the combinations
+    order = sorted(expected, key=lambda h: (-sum(p for p, _, _ in expected[h]),
+                                            min(i for _, i, _ in expected[h])))
+    constant = set.intersection(*(set(h) for h in expected))
+    for got, holds in zip(classes, order, strict=True):
+        assert got.holds == tuple(g for g in holds if g not in constant)
+        assert got.prior == pytest.approx(sum(p for p, _, _ in expected[holds]), abs=1e-12)
+        best = max(expected[holds], key=lambda m: (m[0], -m[1]))[2]
+        assert dict(got.facts) == {k: best[k] for k in got.facts}
+        assert set(got.facts) <= set(FACTS)
+    assert sum(c.prior for c in classes) == pytest.approx(1.0)

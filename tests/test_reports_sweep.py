@@ -22,8 +22,9 @@ from reports.sweep import (
     setting_label,
     target_bound,
 )
-from simulations.experiments import load_sweep, parse_target, parse_vary, resolve_subject, sweep
+from simulations.experiments import parse_target, parse_vary, resolve_subject, sweep
 from simulations.kpi import kpi_ids
+from simulations.results import load_sweep
 from simulations.runner import settings_for
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -162,7 +163,7 @@ def test_curves_group_by_the_other_fields(target_dir):
 
 
 def test_meets_follows_the_operator():
-    from simulations.experiments import Target
+    from simulations.results import Target
 
     assert meets(0.3, Target("k", "<=", 0.5)) is True
     assert meets(0.7, Target("k", "<=", 0.5)) is False

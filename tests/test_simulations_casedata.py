@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -222,3 +223,65 @@ def test_start_from_todays_caseload(tmp_path):
     again = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "b")])
     assert again.exit_code == 0
     assert (tmp_path / "a" / "kpis.csv").read_bytes() == (tmp_path / "b" / "kpis.csv").read_bytes()
+
+
+RENAMES = {"referral": "intake", "section_47": "s47", "icpc": "first_conference",
+           "cp_plan": "protection_plan", "closed": "case_closed"}
+"""Top-level West Midlands states and the names the renamed copy gives them."""
+
+
+def _rename(text: str, names: dict[str, str]) -> str:
+    """Rename top-level state names (not inside triggers, guards or nested paths)."""
+    pattern = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")\b(?!-)")
+    return pattern.sub(lambda m: names[m.group(1)], text)
+
+
+def test_a_renamed_copy_maps_case_data_identically(tmp_path):
+    """The CIN-flat mapping lives in the procedure: copy West Midlands and its core with
+    their states renamed (the mapping with them) and the same data conforms identically."""
+    from model.loader import BUILTIN_DIR
+
+    for name, copy in (("national-core-2013", "core-copy"), ("west-midlands-2014", "wm-copy")):
+        text = (BUILTIN_DIR / f"{name}.yaml").read_text()
+        text = text.replace(f"procedure: {name}", f"procedure: {copy}").replace(
+            "extends: national-core-2013", "extends: core-copy")
+        # The states everywhere; in the mapping, the states its events name (not its keys,
+        # which are the CIN-flat event types).
+        head, block, mapping = text.partition("\ncin_flat:")
+        mapping = re.sub(r"\{(enter|exit): ([\w.]+)\}",
+                         lambda m: f"{{{m[1]}: {_rename(m[2], RENAMES)}}}", mapping)
+        (tmp_path / f"{copy}.yaml").write_text(_rename(head, RENAMES) + block + mapping)
+    original = load_procedure("west-midlands-2014")
+    renamed = load_procedure(tmp_path / "wm-copy.yaml")
+    assert "protection_plan" in renamed.states and "cp_plan" not in renamed.states
+    plan = {c.type: c.events for c in renamed.cin_flat or ()}["cp_plan_start"]
+    assert [str(e) for e in plan] == ["enter:protection_plan"]
+    as_of = date.fromisoformat(EXPECTED["as_of"])
+    a = conform(SAMPLE, original, KEY, as_of=as_of)
+    b = conform(SAMPLE, renamed, KEY, as_of=as_of)
+    assert a.findings and a.conformant_rows > 0  # the comparison has something to compare
+    back = {new: old for old, new in RENAMES.items()}
+    assert [(f.number, f.child, f.event_type, f.message, f.rules, f.state) for f in a.findings] \
+        == [(f.number, f.child, f.event_type, _rename(f.message, back), f.rules,
+             _rename(f.state, back)) for f in b.findings]
+    assert (a.rows_read, a.conformant_rows, a.children, a.conformant_children, a.measured) \
+        == (b.rows_read, b.conformant_rows, b.children, b.conformant_children, b.measured)
+    assert a.rejected == b.rejected
+    assert [(k.id, repr(k.values), k.trials) for k in a.kpis] \
+        == [(_rename(k.id, back), repr(k.values), k.trials) for k in b.kpis]
+
+
+@pytest.mark.parametrize("command", [
+    ["conform", str(SAMPLE), "--procedure", "wigan-2008-change-meetings"],
+    ["calibrate", str(SAMPLE), "--procedure", "wigan-2008-change-meetings", "--base", "wigan"],
+    ["run", "wigan", "--start-from", str(SAMPLE), "-r", "1", "--no-report"],
+])
+def test_a_procedure_without_a_mapping_is_refused_by_name(command, tmp_path):
+    """Wigan's change meetings declare no CIN-flat mapping: case data is refused, exit 2."""
+    out = "out.yaml" if command[0] == "calibrate" else "out"
+    result = CliRunner().invoke(main, [*command, "--as-of", EXPECTED["as_of"],
+                                       "--out", str(tmp_path / out)])
+    assert result.exit_code == 2, result.output
+    assert "wigan-2008-change-meetings.yaml: cin_flat: procedure wigan-2008-change-meetings " \
+           "declares no CIN-flat mapping" in result.output
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -175,24 +175,20 @@ def test_the_invariant_monitor_stops_a_run_that_breaks_a_property(tmp_path):
     assert "start_cp_plan" in str(exc.value)
 
 
-def test_day_table_agrees_with_the_bank_holiday_calendar():
-    """The engine's fast working-day table gives the model calendar's answers."""
-    from simulations.distributions import DayTable, advance
+def test_advance_lands_in_working_hours_on_the_calendars_working_days():
+    """Sampled working days and hours land where the one working-day calendar says."""
+    from simulations.distributions import advance
 
     cal = WorkingCalendar(date(2025, 4, 1))
-    table = DayTable(cal)
     rng = np.random.default_rng(3)
     for _ in range(400):
-        day = int(rng.integers(0, 1500))
-        n = int(rng.integers(0, 70))
-        d = cal.start + timedelta(days=day)
-        assert table.is_working(day) == cal.is_working_day(d)
-        if n:
-            assert cal.start + timedelta(days=table.add(day, n)) == cal.add_working_days(d, n)
         t = float(rng.uniform(0, 1500 * 24))
-        assert table.next_working_time(t) == pytest.approx(cal.next_working_time(t))
         x = float(rng.uniform(0, 30))
         later = advance(cal, t, x, "working_days")
         assert cal.working_days_between(cal.date_of(t), cal.date_of(later)) in (
             int(x), int(x) + 1)
         assert cal.is_working_day(cal.date_of(later))
+        assert cal.day_starts <= later % 24 <= cal.day_ends
+        hours = advance(cal, t, x, "working_hours")
+        assert cal.is_working_day(cal.date_of(hours)) and hours >= t
+        assert cal.day_starts <= hours % 24 <= cal.day_ends

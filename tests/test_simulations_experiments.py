@@ -15,11 +15,6 @@ from click.testing import CliRunner
 from cpsim.cli import main
 from model.errors import InputError
 from simulations.experiments import (
-    Answer,
-    SweepPoint,
-    Target,
-    Vary,
-    answer,
     compare,
     parse_target,
     parse_vary,
@@ -28,7 +23,19 @@ from simulations.experiments import (
     sweep,
 )
 from simulations.kpi import Kpi, kpi_ids
-from simulations.runner import RunResult, run_scenario, settings_for
+from simulations.results import (
+    Answer,
+    RunResult,
+    RunSettings,
+    SweepPoint,
+    Target,
+    Vary,
+    answer,
+    load_comparison,
+    load_sweep,
+    recorded_settings,
+)
+from simulations.runner import run_scenario, settings_for
 
 CPSIM = str(Path(sys.executable).parent / "cpsim")
 SHORT = ["--horizon-days", "120", "--warm-up-days", "30", "--no-report", "--no-event-log"]
@@ -53,6 +60,10 @@ def test_comparing_a_scenario_with_itself_finds_no_difference(tmp_path):
     result = compare(sc, resolve_subject("baseline"), short_settings(sc), tmp_path)
     assert not any(d.significant for d in result.diffs)
     assert all(d.diff == 0 for d in result.diffs if d.diff == d.diff)
+    back = load_comparison(tmp_path)  # every setting by name, the event log's (off) too
+    assert back.settings == result.settings and not back.settings.event_log
+    assert (back.a_name, back.b_name) == (result.a_name, result.b_name)
+    assert [d.id for d in back.diffs] == [d.id for d in result.diffs]
 
 
 def test_icpc_within_10_working_days_shows_in_the_comparison(tmp_path):
@@ -160,6 +171,27 @@ def test_sweep_writes_a_tidy_table_and_answers_in_one_sentence(tmp_path):
     sentence = result.sentence()
     assert sentence.startswith("Smallest staffing.social_workers.establishment_fte meeting")
     assert "demand.referrals_per_year = 4100: 90" in sentence  # 25 workers cannot keep up
+    back = load_sweep(tmp_path)
+    assert back.settings == result.settings and back.sentence() == sentence
+
+
+def test_recorded_settings_are_read_by_name():
+    """Settings come back field by field; an older folder's missing ones keep defaults."""
+    old = {"kind": "run", "replications": 4, "root_seed": 7, "horizon_days": 365,
+           "warm_up_days": 90, "machine": "transitions", "engine_version": "4",
+           "scenario_sha256": "s", "procedure_sha256": "p",
+           "start_from": {"file": "cases.csv", "sha256": "abc", "format": "cin-flat",
+                          "as_of": "2024-03-31"}}
+    assert recorded_settings(old) == RunSettings(
+        replications=4, seed=7, horizon_days=365, warm_up_days=90, machine="transitions",
+        start_from="cases.csv", start_from_sha256="abc", as_of="2024-03-31")
+    newer = {**old, "experiment": {"seed": 8, "horizon_days": 100, "warm_up_days": 10,
+                                   "machine": "table", "event_log": False}}
+    assert recorded_settings(newer) == RunSettings(
+        replications=4, seed=8, horizon_days=100, warm_up_days=10, event_log=False,
+        start_from="cases.csv", start_from_sha256="abc", as_of="2024-03-31")
+    assert recorded_settings({**old, "replications": "4"}) is None
+    assert recorded_settings({"kind": "sweep"}) is None
 
 
 def test_precision_adds_replications_until_the_intervals_are_narrow(tmp_path):

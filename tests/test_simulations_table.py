@@ -13,7 +13,7 @@ import itertools
 import math
 import textwrap
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 
 import hypothesis.strategies as st
 import networkx as nx
@@ -24,8 +24,7 @@ from model.calendar import WorkingCalendar
 from model.compiler import Case, CompiledProcedure, FireResult, GuardBlocked, IllegalMove
 from model.graph import build_graph
 from model.loader import available_procedures, load_procedure
-from model.types import Duration
-from simulations.table import CachedCalendar, TableMachine
+from simulations.table import TableMachine
 
 CAL = WorkingCalendar(date(2025, 4, 1))
 FACT_NAMES = ("parent_learning_disability", "interpreter_needed", "practice_is_good",
@@ -318,35 +317,3 @@ def test_a_case_is_plain_data_in_the_table():
     machine.fire(case, "decide_strategy_discussion", 1.0)
     assert machine.configuration(case) == ("strategy_discussion.convening",)
 
-
-durations = st.builds(Duration, st.sampled_from(["hours", "days", "working_days", "months"]),
-                      st.integers(min_value=1, max_value=60))
-times = st.one_of(
-    st.floats(min_value=-24.0 * 400, max_value=24.0 * 3000, allow_nan=False),
-    # Around midnight, where the calendar's datetime arithmetic rounds to the microsecond.
-    st.builds(lambda day, offset: 24.0 * day + offset,
-              st.integers(min_value=-400, max_value=3000),
-              st.sampled_from([0.0, 1e-12, -1e-12, 1e-10, -1e-10, 1e-7, -1e-7, 1e-6, -1e-6])),
-)
-
-
-@given(start=times, span=times, limit=durations)
-def test_cached_calendar_gives_the_calendars_own_answers(start, span, limit):
-    """Caching by date never changes a due time, an earliest time or an elapsed time."""
-    cached = CachedCalendar(CAL)
-    end = start + span
-    assert CAL.start + timedelta(days=cached.day_of(start)) == CAL.date_of(start)
-    for _ in range(2):  # the second round answers from the cache
-        assert cached.due(start, limit) == CAL.due(start, limit)
-        assert cached.earliest(start, limit) == CAL.earliest(start, limit)
-        assert cached.elapsed(start, end, limit.unit) == CAL.elapsed(start, end, limit.unit)
-
-
-def test_working_day_totals_match_counting_across_bank_holidays():
-    """Running totals give the same working-day gaps as counting day by day."""
-    cached = CachedCalendar(CAL)
-    days = [CAL.start + timedelta(days=n) for n in range(-200, 800, 7)]
-    for a in days[::5]:
-        for b in days:
-            got = cached.elapsed(CAL.to_hours(a) + 10, CAL.to_hours(b) + 3, "working_days")
-            assert got == CAL.working_days_between(a, b)
