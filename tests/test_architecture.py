@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
-    "model": ("simpy", "matplotlib", "simulations", "reports", "cpsim"),
+    "model": ("simpy", "numpy", "matplotlib", "click", "simulations", "reports", "cpsim"),
     "simulations": ("matplotlib", "reports", "cpsim"),
     "reports": ("cpsim", "simpy"),
 }
