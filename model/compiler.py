@@ -291,10 +291,9 @@ class CompiledProcedure:
     def new_case(
         self, case_id: str, facts: Mapping[str, object] | None = None, at: SimHours = 0.0
     ) -> tuple[Case, tuple[str, ...]]:
-        """Register a new case at its initial state; start the clocks its entry starts.
+        """A new case added to the ``transitions`` machine, and the clocks its entry starts.
 
-        Returns:
-            The case and the ids of the deadline clocks started.
+        The engine's ``Machine`` protocol (``simulations.engine``) states the contract.
         """
         case = Case(case_id=case_id, facts=dict(facts or {}))
         self._machine.add_model(case)

@@ -51,6 +51,33 @@ def active_states(procedure: Procedure, config: Config) -> frozenset[StateId]:
     return frozenset(active)
 
 
+class ActiveStates:
+    """:func:`active_states` of one procedure, remembered for each configuration asked about.
+
+    The runtime monitors and the engine ask about the same few configurations again and
+    again; the procedure never changes, so neither does the answer.
+
+    >>> from model.loader import load_procedure
+    >>> active = ActiveStates(load_procedure("west-midlands-2014"))
+    >>> sorted(active(("icpc.session",)))
+    ['icpc', 'icpc.session']
+    >>> active(("icpc.session",)) is active(("icpc.session",))
+    True
+    """
+
+    def __init__(self, procedure: Procedure) -> None:
+        """Remember nothing yet."""
+        self.procedure = procedure
+        self._memo: dict[Config, frozenset[StateId]] = {}
+
+    def __call__(self, config: Config) -> frozenset[StateId]:
+        """The active states of ``config``."""
+        found = self._memo.get(config)
+        if found is None:
+            found = self._memo[config] = active_states(self.procedure, config)
+        return found
+
+
 def matched_source(procedure: Procedure, config: Config, t: Transition) -> StateId | None:
     """The innermost active source of ``t`` in ``config``, or None when ``t`` is not active."""
     leaf = config[region_index(procedure, t.dest)]

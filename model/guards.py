@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from model.types import GuardId, TriggerId
@@ -62,6 +62,28 @@ class Guard:
     saturates_at: int = 0
 
 
+def _fact(name: str) -> GuardFn:
+    """The test that the case fact ``name`` is recorded as true."""
+
+    def test(ctx: GuardContext) -> bool:
+        return bool(ctx.facts.get(name))
+
+    return test
+
+
+def _reads_fact(name: GuardId, fact: str, summary: str) -> Guard:
+    """A guard that holds exactly when one case fact is true."""
+    return Guard(name, _fact(fact), summary, facts=frozenset({fact}))
+
+
+def _either_or(yes: Guard, no: GuardId, no_summary: str) -> tuple[Guard, Guard]:
+    """``yes`` and its complement ``no``: the same inputs, the opposite answer.
+
+    Between them the two hold for every case, so each pair is an exhaustive group.
+    """
+    return yes, replace(yes, name=no, fn=lambda ctx: not yes.fn(ctx), summary=no_summary)
+
+
 def _extended_notice(ctx: GuardContext) -> bool:
     return bool(ctx.facts.get("parent_learning_disability")) or bool(
         ctx.facts.get("interpreter_needed")
@@ -73,18 +95,6 @@ def _designated_review_due(ctx: GuardContext) -> bool:
     # three reviews already held since the plan started.
     held = ctx.episode.get("review_opens", 0) + ctx.episode.get("designated_review_opens", 0)
     return held == 3
-
-
-def _good_practice(ctx: GuardContext) -> bool:
-    return bool(ctx.facts.get("practice_is_good"))
-
-
-def _interpreter_needed(ctx: GuardContext) -> bool:
-    return bool(ctx.facts.get("interpreter_needed"))
-
-
-def _caf_completed(ctx: GuardContext) -> bool:
-    return bool(ctx.facts.get("caf_completed"))
 
 
 def _designated_review_just_held(ctx: GuardContext) -> bool:
@@ -103,65 +113,50 @@ def _conference_cancellation_unraised(ctx: GuardContext) -> bool:
     return cancelled >= 1 and ctx.episode.get("conference_cancelled", 0) == 0
 
 
-_NOTICE_FACTS = frozenset({"parent_learning_disability", "interpreter_needed"})
 _REVIEWS = frozenset({"review_opens", "designated_review_opens"})
 
+_NOTICE = _either_or(
+    Guard("extended_notice_needed", _extended_notice,
+          "A parent has a learning disability or the family needs interpretation.",
+          facts=frozenset({"parent_learning_disability", "interpreter_needed"})),
+    "standard_notice",
+    "Neither a parental learning disability nor a need for interpretation is recorded.",
+)
+_REVIEW_DUE = _either_or(
+    Guard("designated_review_due", _designated_review_due,
+          "Three review conferences of this plan have been held, so the next is the 4th "
+          "(designated).",
+          episode=_REVIEWS, saturates_at=4),
+    "ordinary_review_due",
+    "The next review conference is not the 4th.",
+)
+_PRACTICE = _either_or(
+    _reads_fact("practice_is_good", "practice_is_good",
+                "The coordinator judges the practice on the case to be good."),
+    "practice_concern",
+    "The coordinator has a concern about the practice on the case.",
+)
+_CAF = _either_or(
+    _reads_fact("caf_completed", "caf_completed",
+                "A common assessment (CAF) has already been completed for the child."),
+    "caf_not_completed",
+    "No common assessment (CAF) has been completed yet.",
+)
+_REVIEW_JUST_HELD = _either_or(
+    Guard("designated_review_just_held", _designated_review_just_held,
+          "The review now deciding is the designated (4th) review conference of this plan.",
+          episode=_REVIEWS, saturates_at=4),
+    "designated_review_not_just_held",
+    "The review now deciding is not the designated (4th) review conference.",
+)
+
 _REGISTRY: tuple[Guard, ...] = (
-    Guard(
-        "extended_notice_needed",
-        _extended_notice,
-        "A parent has a learning disability or the family needs interpretation.",
-        facts=_NOTICE_FACTS,
-    ),
-    Guard(
-        "standard_notice",
-        lambda ctx: not _extended_notice(ctx),
-        "Neither a parental learning disability nor a need for interpretation is recorded.",
-        facts=_NOTICE_FACTS,
-    ),
-    Guard(
-        "interpreter_needed",
-        _interpreter_needed,
-        "The family needs an interpreter at meetings.",
-        facts=frozenset({"interpreter_needed"}),
-    ),
-    Guard(
-        "designated_review_due",
-        _designated_review_due,
-        "Three review conferences of this plan have been held, so the next is the 4th "
-        "(designated).",
-        episode=_REVIEWS, saturates_at=4,
-    ),
-    Guard(
-        "ordinary_review_due",
-        lambda ctx: not _designated_review_due(ctx),
-        "The next review conference is not the 4th.",
-        episode=_REVIEWS, saturates_at=4,
-    ),
-    Guard(
-        "practice_is_good",
-        _good_practice,
-        "The coordinator judges the practice on the case to be good.",
-        facts=frozenset({"practice_is_good"}),
-    ),
-    Guard(
-        "practice_concern",
-        lambda ctx: not _good_practice(ctx),
-        "The coordinator has a concern about the practice on the case.",
-        facts=frozenset({"practice_is_good"}),
-    ),
-    Guard(
-        "caf_completed",
-        _caf_completed,
-        "A common assessment (CAF) has already been completed for the child.",
-        facts=frozenset({"caf_completed"}),
-    ),
-    Guard(
-        "caf_not_completed",
-        lambda ctx: not _caf_completed(ctx),
-        "No common assessment (CAF) has been completed yet.",
-        facts=frozenset({"caf_completed"}),
-    ),
+    *_NOTICE,
+    _reads_fact("interpreter_needed", "interpreter_needed",
+                "The family needs an interpreter at meetings."),
+    *_REVIEW_DUE,
+    *_PRACTICE,
+    *_CAF,
     Guard(
         "conference_cancellation_unraised",
         _conference_cancellation_unraised,
@@ -170,48 +165,20 @@ _REGISTRY: tuple[Guard, ...] = (
         episode=frozenset({"postpone_icpc", "postpone_review", "conference_cancelled"}),
         saturates_at=1,
     ),
-    Guard(
-        "pre_birth",
-        lambda ctx: bool(ctx.facts.get("pre_birth")),
-        "The conference is about an unborn child (a pre-birth conference).",
-        facts=frozenset({"pre_birth"}),
-    ),
-    Guard(
-        "domestic_abuse",
-        lambda ctx: bool(ctx.facts.get("domestic_abuse")),
-        "There is domestic abuse in the family.",
-        facts=frozenset({"domestic_abuse"}),
-    ),
-    Guard(
-        "child_needs_translator",
-        lambda ctx: bool(ctx.facts.get("child_first_language_not_english")),
-        "The child's first language is not English.",
-        facts=frozenset({"child_first_language_not_english"}),
-    ),
-    Guard(
-        "designated_review_just_held",
-        _designated_review_just_held,
-        "The review now deciding is the designated (4th) review conference of this plan.",
-        episode=_REVIEWS, saturates_at=4,
-    ),
-    Guard(
-        "designated_review_not_just_held",
-        lambda ctx: not _designated_review_just_held(ctx),
-        "The review now deciding is not the designated (4th) review conference.",
-        episode=_REVIEWS, saturates_at=4,
-    ),
+    _reads_fact("pre_birth", "pre_birth",
+                "The conference is about an unborn child (a pre-birth conference)."),
+    _reads_fact("domestic_abuse", "domestic_abuse", "There is domestic abuse in the family."),
+    _reads_fact("child_needs_translator", "child_first_language_not_english",
+                "The child's first language is not English."),
+    *_REVIEW_JUST_HELD,
 )
 
 GUARDS: Mapping[GuardId, Guard] = MappingProxyType({g.name: g for g in _REGISTRY})
 """Every registered guard by name."""
 
-EXHAUSTIVE_GROUPS: tuple[frozenset[GuardId], ...] = (
-    frozenset({"extended_notice_needed", "standard_notice"}),
-    frozenset({"designated_review_due", "ordinary_review_due"}),
-    frozenset({"practice_is_good", "practice_concern"}),
-    frozenset({"caf_completed", "caf_not_completed"}),
-    frozenset({"designated_review_just_held", "designated_review_not_just_held"}),
-)
+EXHAUSTIVE_GROUPS: tuple[frozenset[GuardId], ...] = tuple(
+    frozenset(g.name for g in pair)
+    for pair in (_NOTICE, _REVIEW_DUE, _PRACTICE, _CAF, _REVIEW_JUST_HELD))
 """Groups of guards that, between them, hold for every possible case."""
 
 

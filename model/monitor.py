@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from model.compiler import Step
-from model.graph import Config, active_states, initial_events, is_terminal
+from model.graph import ActiveStates, Config, initial_events, is_terminal
 from model.spec import EventRef, Procedure, Property
 
 
@@ -53,20 +53,12 @@ class PropertyMonitor:
         self.procedure = procedure
         self.keep_trace = keep_trace
         self._cases: dict[str, _CaseTrack] = {}
-        self._active_cache: dict[Config, frozenset[str]] = {}
+        self._active = ActiveStates(procedure)
         self._initial_events = frozenset(initial_events(procedure))
         self._rank = {
             p.id: {s: i for i, s in enumerate(p.order)} for p in procedure.properties
             if p.pattern == "monotone"
         }
-
-    def _active(self, config: Config) -> frozenset[str]:
-        """Active states of a configuration, remembered (the procedure never changes)."""
-        found = self._active_cache.get(config)
-        if found is None:
-            found = active_states(self.procedure, config)
-            self._active_cache[config] = found
-        return found
 
     def start(self, case_id: str) -> list[Violation]:
         """Begin watching a new case at the procedure's initial configuration."""

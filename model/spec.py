@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 from model.types import Duration, GuardId, RuleId, StateId, TriggerId
 
+# Each tuple of allowed values is read off its Literal type, so the two cannot drift apart.
 Role = Literal[
     "social_worker",
     "conference_chair",
@@ -24,16 +25,7 @@ Role = Literal[
     "coordinator",
     "lead_professional",
 ]
-ROLES: tuple[Role, ...] = (
-    "social_worker",
-    "conference_chair",
-    "minute_taker",
-    "manager",
-    "agency",
-    "interpreter",
-    "coordinator",
-    "lead_professional",
-)
+ROLES: tuple[Role, ...] = get_args(Role)
 
 ManagerLevel = Literal[
     "team_manager",
@@ -45,19 +37,10 @@ ManagerLevel = Literal[
     "service_manager",
     "executive_group",
 ]
-MANAGER_LEVELS: tuple[ManagerLevel, ...] = (
-    "team_manager",
-    "group_manager",
-    "head_of_service",
-    "assistant_director",
-    "director",
-    "line_manager",
-    "service_manager",
-    "executive_group",
-)
+MANAGER_LEVELS: tuple[ManagerLevel, ...] = get_args(ManagerLevel)
 
 BasisKind = Literal["assumption", "local-standard"]
-BASIS_KINDS: tuple[BasisKind, ...] = ("assumption", "local-standard")
+BASIS_KINDS: tuple[BasisKind, ...] = get_args(BasisKind)
 
 EventKind = Literal["trigger", "enter", "exit"]
 Pattern = Literal[
@@ -70,16 +53,7 @@ Pattern = Literal[
     "monotone",
     "final",
 ]
-PATTERNS: tuple[Pattern, ...] = (
-    "absence",
-    "existence",
-    "precedence",
-    "response",
-    "never_ends_without",
-    "co_recorded",
-    "monotone",
-    "final",
-)
+PATTERNS: tuple[Pattern, ...] = get_args(Pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,21 +248,7 @@ CinEventType = Literal[
     "cin_plan_start",
     "closure",
 ]
-CIN_EVENT_TYPES: tuple[CinEventType, ...] = (
-    "referral",
-    "early_help",
-    "assessment_start",
-    "assessment_end",
-    "strategy_discussion",
-    "s47_start",
-    "s47_no_conference",
-    "icpc",
-    "cp_plan_start",
-    "review",
-    "cp_plan_end",
-    "cin_plan_start",
-    "closure",
-)
+CIN_EVENT_TYPES: tuple[CinEventType, ...] = get_args(CinEventType)
 """The event types of the CIN-flat table (a CIN-census-like format), in the table's order."""
 
 

@@ -100,7 +100,7 @@ import networkx as nx
 
 from model.calendar import CALENDAR_FIRST, CALENDAR_LAST, WorkingCalendar
 from model.errors import InputError, Problem, did_you_mean
-from model.findings import Finding, PathStep
+from model.findings import Finding, PathStep, path_of
 from model.graph import Config, ProcedureGraph, build_graph, events_of, initial_events
 from model.graph import region_index as _region_index
 from model.guards import fact_classes, reads_counts
@@ -923,10 +923,6 @@ def _trigger_of(step: _Step) -> str:
     return "(a new case)" if step.move is None else step.move.transition.trigger
 
 
-def _path_steps(moves: Iterable[tuple[Config, Config, Transition]]) -> tuple[PathStep, ...]:
-    return tuple(PathStep(u, t.trigger, t.id, v, t.rules) for u, v, t in moves)
-
-
 def _rules_of(deadlines: Iterable[Deadline]) -> tuple[RuleId, ...]:
     rules: list[RuleId] = []
     for d in deadlines:
@@ -955,7 +951,7 @@ def _clash(proj: _Projection, fact_case: FactCase, reading: Reading,
         tuple(d.id for d in ordered), _rules_of(ordered), reading, guards,
         fact_case.facts if guards else (), last.transition.trigger,
         tuple(_trigger_of(steps[p]) for p in sorted(set(cycle))),
-        _path_steps(proj.lift(s.move for s in steps if s.move is not None)),
+        path_of(proj.lift(s.move for s in steps if s.move is not None)),
         -sum(w for w in weights if w < 0), sum(w for w in weights if w > 0),
         tuple(_explain(d, limits) for d in ordered),
     )
@@ -989,7 +985,7 @@ def _unkeepable(pg: ProcedureGraph, reading: Reading) -> list[Clash]:
             out.append(Clash(
                 tuple(d.id for d in pair), _rules_of(pair), reading, guards,
                 fact_case.facts if guards else (), None, (str(start), str(end)),
-                _path_steps(_shortest_run_to(pg, start)), limits.at_least[low.id],
+                path_of(_shortest_run_to(pg, start)), limits.at_least[low.id],
                 limits.within[high.id], tuple(_explain(d, limits) for d in pair),
             ))
     return out

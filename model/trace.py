@@ -559,6 +559,23 @@ def _encoding_text(e: Encoding) -> str:
     return f"{e.element_kind} `{e.element_id}` ({', '.join(e.how)}) at {where_text(e.origin)}"
 
 
+def _counts_head(first: str, second: str, not_encoded: str) -> list[str]:
+    """Head of a table of :class:`SourceCount` rows, for ``cpsim trace`` and the summary.
+
+    Two naming columns, the rule counts (``not_encoded`` heads the count of rules left
+    out), then one column per enforcement kind.
+    """
+    return [f"| {first} | {second} | Rules | Encoded | {not_encoded} | No reason | "
+            + " | ".join(ENFORCEMENT_KINDS) + " |",
+            "|---|---|---:|---:|---:|---:|" + "---:|" * len(ENFORCEMENT_KINDS)]
+
+
+def _counts_row(first: str, second: str, c: SourceCount, not_encoded: int) -> str:
+    """One row under :func:`_counts_head`."""
+    return (f"| {first} | {second} | {c.rules} | {c.encoded} | {not_encoded} | "
+            f"{c.unexplained} | " + " | ".join(str(n) for _, n in c.by_how) + " |")
+
+
 def trace_markdown(matrix: TraceMatrix) -> str:
     """The matrix as Markdown: sources, per-source counts, then one row per rule."""
     lines = [
@@ -588,15 +605,10 @@ def trace_markdown(matrix: TraceMatrix) -> str:
         "",
         "## By source",
         "",
-        "| Source | Used | Rules | Encoded | Not encoded | No reason | "
-        + " | ".join(ENFORCEMENT_KINDS) + " |",
-        "|---|---|---:|---:|---:|---:|" + "---:|" * len(ENFORCEMENT_KINDS),
+        *_counts_head("Source", "Used", "Not encoded"),
     ]
-    for c in matrix.counts:
-        lines.append(
-            f"| {c.source} | {'yes' if c.used else 'no'} | {c.rules} | {c.encoded} | "
-            f"{c.not_encoded} | {c.unexplained} | "
-            + " | ".join(str(n) for _, n in c.by_how) + " |")
+    lines += [_counts_row(c.source, "yes" if c.used else "no", c, c.not_encoded)
+              for c in matrix.counts]
     lines += [
         "",
         "## Rules",
@@ -663,19 +675,9 @@ def faithfulness_markdown(matrices: Sequence[TraceMatrix]) -> str:
     This is the text of ``docs/trace/README.md`` and of the README's "How faithful is it"
     section, so both always agree with ``cpsim trace``.
     """
-    lines = [
-        "| Procedure | Source | Rules | Encoded | Not encoded (reason given) | No reason | "
-        + " | ".join(ENFORCEMENT_KINDS) + " |",
-        "|---|---|---:|---:|---:|---:|" + "---:|" * len(ENFORCEMENT_KINDS),
-    ]
-    for m in matrices:
-        for c in m.counts:
-            if not c.used:
-                continue
-            lines.append(
-                f"| `{m.procedure}` | {c.source} | {c.rules} | {c.encoded} | "
-                f"{c.not_encoded - c.unexplained} | {c.unexplained} | "
-                + " | ".join(str(n) for _, n in c.by_how) + " |")
+    lines = _counts_head("Procedure", "Source", "Not encoded (reason given)")
+    lines += [_counts_row(f"`{m.procedure}`", c.source, c, c.not_encoded - c.unexplained)
+              for m in matrices for c in m.counts if c.used]
     lines += [
         "",
         "Elements that rest on a basis instead of (or beside) a cited rule:",

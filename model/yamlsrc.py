@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,6 +29,15 @@ class LMap(dict[str, Any]):
     def at(self, key: str) -> Where:
         """Return where ``key`` was written, or where the mapping itself starts."""
         return self.where.get(key, (self.file, self.line))
+
+    def without(self, *keys: str) -> LMap:
+        """A shallow copy leaving out ``keys``; every key kept remembers where it was written."""
+        out = LMap(self.file, self.line)
+        for key, value in self.items():
+            if key not in keys:
+                out[key] = value
+                out.where[key] = self.at(key)
+        return out
 
 
 class LList(list[Any]):
@@ -238,3 +249,29 @@ def load_yaml_text(text: str, file: str) -> Any:
     if problems:
         raise InputError(problems)
     return data
+
+
+def read_yaml_mapping(path: Path, file: str, what: str) -> tuple[LMap, str]:
+    """Read a YAML file that must hold a mapping: the mapping, and the SHA-256 of the file.
+
+    Args:
+        path: The file to read.
+        file: Its name as problems show it.
+        what: What the file is, for the problem when it holds no mapping ("procedure").
+
+    Raises:
+        InputError: the file cannot be read, is not UTF-8 text or not YAML, or holds no
+            mapping.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError([Problem(file, None, "", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError([Problem(file, None, "", "file is not UTF-8 text")]) from None
+    raw = load_yaml_text(text, file)
+    if not isinstance(raw, LMap):
+        raise InputError([Problem(file, 1, "", f"a {what} file must be a YAML mapping")])
+    return raw, hashlib.sha256(data).hexdigest()

@@ -6,15 +6,12 @@ differences with their paired 95% intervals), then the ``check`` verdicts of bot
 diff of the procedures, every KPI for A and B with the difference B - A, figures that put
 A and B side by side, and the run settings and metadata of both runs.
 
-Like the single-run report (:mod:`reports.report`) it is rebuilt from what is stored, with
-no simulation: figures are embedded as base64 PNG, the page is rendered with autoescaping
-and nothing read from input files is marked safe, and every file is written atomically
-only after everything has been drawn.
+Nothing is simulated again: both sides are read from the comparison folder, and the page is
+made and written the way :mod:`reports.report` makes a run's.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +25,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from model.atomic import write_bytes_atomic
 from model.check import check_procedure
 from model.diff import diff_procedures, diff_rows
 from model.findings import CheckReport, Finding
@@ -37,13 +33,16 @@ from model.spec import Procedure
 from reports import figures as fg
 from reports.report import (
     ReportFigure,
+    by_group,
     flatten,
     format_value,
-    group_order,
+    mean_with_ci,
+    scenario_text,
+    write_report,
 )
 from reports.templating import environment
 from simulations.kpi import Kpi
-from simulations.results import Comparison, KpiDiff, load_comparison
+from simulations.results import Comparison, KpiDiff, load_comparison, read_json_object
 from simulations.scenario import Scenario
 
 MINUS = "\N{MINUS SIGN}"
@@ -307,32 +306,20 @@ class DiffRow:
     direction: str
 
 
-def _with_ci(k: Kpi) -> str:
-    if math.isnan(k.mean):
-        return "–"
-    if math.isnan(k.low) or math.isnan(k.high):
-        return format_value(k.mean, k.unit)
-    return (f"{format_value(k.mean, k.unit)} ({format_value(k.low, k.unit)} – "
-            f"{format_value(k.high, k.unit)})")
-
-
 def diff_table(diffs: Sequence[KpiDiff]) -> list[tuple[str, list[DiffRow]]]:
     """Every KPI difference, grouped like the single-run report's KPI tables."""
-    out = []
-    for group, heading in group_order(d.group for d in diffs):
-        rows = []
-        for d in (d for d in diffs if d.group == group):
-            ci = ("–" if math.isnan(d.low) or math.isnan(d.high)
-                  else f"{_bare(signed(d.low, d.unit))} to {_bare(signed(d.high, d.unit))}")
-            direction = ("" if not d.significant else "up" if d.diff > 0 else "down")
-            # B's own label, unless the difference's label already names both limits
-            b_label = d.b.label if d.label == d.a.label != d.b.label else ""
-            rows.append(DiffRow(d.id, d.label, b_label,
-                                fg.unit_text(d.unit), _with_ci(d.a), _with_ci(d.b),
-                                signed(d.diff, d.unit), ci, d.significant, direction))
-        if rows:
-            out.append((heading, rows))
-    return out
+
+    def row(d: KpiDiff) -> DiffRow:
+        ci = ("–" if math.isnan(d.low) or math.isnan(d.high)
+              else f"{_bare(signed(d.low, d.unit))} to {_bare(signed(d.high, d.unit))}")
+        direction = ("" if not d.significant else "up" if d.diff > 0 else "down")
+        # B's own label, unless the difference's label already names both limits
+        b_label = d.b.label if d.label == d.a.label != d.b.label else ""
+        return DiffRow(d.id, d.label, b_label, fg.unit_text(d.unit), mean_with_ci(d.a),
+                       mean_with_ci(d.b), signed(d.diff, d.unit), ci, d.significant,
+                       direction)
+
+    return [(heading, [row(d) for d in group]) for heading, group in by_group(diffs)]
 
 
 def only_in_one(c: Comparison) -> list[tuple[str, str]]:
@@ -439,7 +426,7 @@ def compliance_compare_figure(c: Comparison, target: float = 0.95) -> Figure:
 
 
 def _start(run_out: Path) -> date:
-    meta = json.loads((run_out / "metadata.json").read_text(encoding="utf-8"))
+    meta = read_json_object(run_out / "metadata.json") or {}
     return date.fromisoformat(str(meta["start_date"]))
 
 
@@ -525,14 +512,6 @@ def draw_compare_figures(c: Comparison, target: float = 0.95) -> list[ReportFigu
 
 
 # -- the page ----------------------------------------------------------------------------------
-def _metadata(run_out: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_out / "metadata.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def side_by_side(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """Two nested mappings flattened into ``(key, A value, B value, differs)`` rows.
 
@@ -545,16 +524,12 @@ def side_by_side(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, s
 
 
 def _scenario_info(sc: Scenario, name: str, changed: bool) -> dict[str, Any]:
-    try:
-        text: str | None = sc.path.read_text(encoding="utf-8")
-    except OSError:
-        text = None
     return {"name": name, "scenario": sc.name, "title": sc.spec.title,
             "path": str(sc.path), "procedure_id": sc.procedure.id,
             "procedure_title": sc.procedure.title,
             "procedure_description": sc.procedure.description,
             "overrides": [(k, str(v)) for k, v in sorted(sc.overrides.items())],
-            "text": text, "changed": changed, "same_as_a": False}
+            "text": scenario_text(sc), "changed": changed, "same_as_a": False}
 
 
 def render_compare_report(c: Comparison, figures: Sequence[ReportFigure],
@@ -569,7 +544,8 @@ def render_compare_report(c: Comparison, figures: Sequence[ReportFigure],
         changed: For ``a`` and ``b``, whether the inputs changed since the run.
     """
     changed = changed or {"a": False, "b": False}
-    a_meta, b_meta = _metadata(c.a_run.out), _metadata(c.b_run.out)
+    a_meta, b_meta = (read_json_object(run.out / "metadata.json") or {}
+                      for run in (c.a_run, c.b_run))
     structural = diff_procedures(c.a.procedure, c.b.procedure)
     flagged = sorted((d for d in c.diffs if d.significant), key=importance)
     procedures = (c.a.procedure, c.b.procedure)
@@ -629,8 +605,4 @@ def build_compare_report(out: Path, target: float = 0.95) -> Path:
     checks = check_verdicts(comparison.a_name, a_check, comparison.b_name, b_check)
     figures = draw_compare_figures(comparison, target)
     html = render_compare_report(comparison, figures, checks, changed)
-    for figure in figures:
-        write_bytes_atomic(out / "figures" / f"{figure.name}.png", figure.png)
-    path = out / "report.html"
-    write_bytes_atomic(path, html.encode("utf-8"))
-    return path
+    return write_report(out, figures, html)

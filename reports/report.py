@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import matplotlib
 
@@ -29,6 +29,7 @@ from reports.diagram import render_diagram
 from reports.templating import environment
 from simulations.kpi import Kpi
 from simulations.results import RunResults, read_results
+from simulations.scenario import Scenario
 from simulations.steady import Steadiness, steady_state, trend_words, warm_up_words
 
 GROUPS = (("deadline", "Deadlines"), ("capacity", "Capacity"), ("flow", "Flow"),
@@ -234,30 +235,69 @@ def group_order(groups: Iterable[str]) -> list[tuple[str, str]]:
     return [(g, headings.get(g, g.capitalize())) for g in [*known, *extra]]
 
 
+class Grouped(Protocol):
+    """Anything shown in the KPI groups: a KPI, or a difference between two."""
+
+    @property
+    def group(self) -> str:
+        """The KPI group (``deadline``, ``capacity``, ...)."""
+        ...
+
+
+G = TypeVar("G", bound=Grouped)
+
+
+def by_group(items: Iterable[G]) -> list[tuple[str, list[G]]]:
+    """Items under their group's heading, groups in report order, empty groups left out.
+
+    >>> from types import SimpleNamespace as K
+    >>> [(h, len(ks)) for h, ks in by_group([K(group="flow"), K(group="deadline")])]
+    [('Deadlines', 1), ('Flow', 1)]
+    """
+    items = list(items)
+    out = []
+    for group, heading in group_order(i.group for i in items):
+        members = [i for i in items if i.group == group]
+        if members:
+            out.append((heading, members))
+    return out
+
+
+def mean_with_ci(k: Kpi | None) -> str:
+    """A KPI's mean with its 95% interval in brackets (``–`` for no KPI or no mean).
+
+    >>> mean_with_ci(Kpi("x", "flow", "x", "cases", (1.0, 3.0), 2.0, 0.5, 3.5))
+    '2.00 (0.50 – 3.50)'
+    """
+    if k is None or math.isnan(k.mean):
+        return "–"
+    if math.isnan(k.low) or math.isnan(k.high):
+        return format_value(k.mean, k.unit)
+    return (f"{format_value(k.mean, k.unit)} ({format_value(k.low, k.unit)} – "
+            f"{format_value(k.high, k.unit)})")
+
+
 def kpi_rows(kpis: Sequence[Kpi], procedure: Procedure) -> list[tuple[str, list[KpiRow]]]:
     """KPIs grouped by :attr:`Kpi.group` (known groups first), formatted for the page."""
     deadlines = {d.id: d for d in procedure.deadlines}
-    out = []
-    for group, heading in group_order(k.group for k in kpis):
-        rows = []
-        for k in (k for k in kpis if k.group == group):
-            ci = ("–" if math.isnan(k.low) or math.isnan(k.high)
-                  else f"{format_value(k.low, k.unit)} – {format_value(k.high, k.unit)}")
-            exact = ""
-            if k.trials is not None:
-                exact = (f"{format_value(k.exact_low, k.unit)} – "
-                         f"{format_value(k.exact_high, k.unit)} ({k.successes:,}/{k.trials:,})")
-            unit = fg.unit_text(k.unit)
-            d = deadlines.get(k.id.split(":")[1]) if k.group == "deadline" else None
-            if d is not None:
-                unit += f"; limit: {fg.limit_words(d)}"
-            elif k.limit is not None:
-                unit += f"; limit {k.limit:g}"
-            rows.append(KpiRow(k.label, format_value(k.mean, k.unit), ci, exact, unit,
-                               ", ".join(k.rules), len(k.values), k.headline, k.id))
-        if rows:
-            out.append((heading, rows))
-    return out
+
+    def row(k: Kpi) -> KpiRow:
+        ci = ("–" if math.isnan(k.low) or math.isnan(k.high)
+              else f"{format_value(k.low, k.unit)} – {format_value(k.high, k.unit)}")
+        exact = ""
+        if k.trials is not None:
+            exact = (f"{format_value(k.exact_low, k.unit)} – "
+                     f"{format_value(k.exact_high, k.unit)} ({k.successes:,}/{k.trials:,})")
+        unit = fg.unit_text(k.unit)
+        d = deadlines.get(k.id.split(":")[1]) if k.group == "deadline" else None
+        if d is not None:
+            unit += f"; limit: {fg.limit_words(d)}"
+        elif k.limit is not None:
+            unit += f"; limit {k.limit:g}"
+        return KpiRow(k.label, format_value(k.mean, k.unit), ci, exact, unit,
+                      ", ".join(k.rules), len(k.values), k.headline, k.id)
+
+    return [(heading, [row(k) for k in group]) for heading, group in by_group(kpis)]
 
 
 def flatten(key: str, value: Any) -> list[tuple[str, str]]:
@@ -274,6 +314,14 @@ def flatten(key: str, value: Any) -> list[tuple[str, str]]:
     return [(key, "" if value is None else str(value))]
 
 
+def scenario_text(scenario: Scenario) -> str | None:
+    """The scenario file as written, or None when it cannot be read (the page says so)."""
+    try:
+        return scenario.path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
 def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_note: str,
                   diagram: str | None, diagram_note: str) -> str:
     """The report page as HTML text (autoescaped jinja2 template ``report.html``)."""
@@ -283,16 +331,12 @@ def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_n
     start = date.fromisoformat(str(meta["start_date"]))
     horizon = int(meta["horizon_days"])
     warm_up = int(meta["warm_up_days"])
-    try:
-        scenario_text: str | None = scenario.path.read_text(encoding="utf-8")
-    except OSError:
-        scenario_text = None
     steady = steady_rows(results.records)
     context = {
         "scenario_name": scenario.name,
         "scenario_title": scenario.spec.title,
         "scenario_path": str(scenario.path),
-        "scenario_text": scenario_text,
+        "scenario_text": scenario_text(scenario),
         "scenario_changed": results.scenario_changed,
         "procedure_id": procedure.id,
         "procedure_title": procedure.title,
@@ -338,6 +382,16 @@ def build_report(out: Path, target: float = 0.95) -> Path:
     figures, figure_note = draw_figures(results, target)
     diagram, diagram_note = procedure_diagram(results.scenario.procedure)
     html = render_report(results, figures, figure_note, diagram, diagram_note)
+    return write_report(out, figures, html)
+
+
+def write_report(out: Path, figures: Sequence[ReportFigure], html: str) -> Path:
+    """Write ``figures/*.png`` and then ``report.html`` into ``out``; the page's path.
+
+    Each file is written atomically, and only once the caller has drawn and rendered
+    everything, so a report that fails leaves the previous one whole (the run, comparison
+    and sweep reports all end here).
+    """
     for figure in figures:
         write_bytes_atomic(out / "figures" / f"{figure.name}.png", figure.png)
     path = out / "report.html"

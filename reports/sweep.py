@@ -8,15 +8,12 @@ replications, the target as a horizontal line and the chosen value marked; the k
 (deadlines met, caseload) the same way; the tidy table summarised one row per grid point;
 and the settings and metadata.
 
-Like the single-run report (:mod:`reports.report`) it is rebuilt from what is stored, with
-no simulation: figures are embedded as base64 PNG, the page is rendered with autoescaping
-and nothing read from input files is marked safe, and every file is written atomically
-only after everything has been drawn.
+Every grid point is read back from the sweep folder, not run again; the page is made and
+written the way :mod:`reports.report` makes a run's.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,16 +26,25 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from model.atomic import write_bytes_atomic
 from reports import figures as fg
 from reports.report import (
     ReportFigure,
     flatten,
     format_value,
+    mean_with_ci,
+    scenario_text,
+    write_report,
 )
 from reports.templating import environment
 from simulations.kpi import Kpi
-from simulations.results import Answer, Sweep, SweepPoint, Target, load_sweep
+from simulations.results import (
+    Answer,
+    Sweep,
+    SweepPoint,
+    Target,
+    load_sweep,
+    read_json_object,
+)
 from simulations.stats import one_sided_bound
 
 Setting = tuple[tuple[str, float], ...]
@@ -286,15 +292,6 @@ def draw_sweep_figures(s: Sweep) -> list[ReportFigure]:
 
 
 # -- tables ------------------------------------------------------------------------------------
-def _with_ci(k: Kpi | None) -> str:
-    if k is None or math.isnan(k.mean):
-        return "–"
-    if math.isnan(k.low) or math.isnan(k.high):
-        return format_value(k.mean, k.unit)
-    return (f"{format_value(k.mean, k.unit)} ({format_value(k.low, k.unit)} – "
-            f"{format_value(k.high, k.unit)})")
-
-
 @dataclass(frozen=True)
 class PointRow:
     """One grid point, formatted for the summary table (all strings but the flags).
@@ -330,7 +327,7 @@ def point_rows(s: Sweep) -> list[PointRow]:
     for p in s.points:
         target, bound, ok = "", "", "–"
         if s.target is not None:
-            target = _with_ci(kpi_at(p, s.target.kpi))
+            target = mean_with_ci(kpi_at(p, s.target.kpi))
             b = target_bound(p, s.target, s.confidence)
             k = kpi_at(p, s.target.kpi)
             bound = format_value(b, k.unit if k is not None else "")
@@ -340,8 +337,8 @@ def point_rows(s: Sweep) -> list[PointRow]:
         out.append(PointRow(tuple(f"{v:g}" for _, v in p.values), str(folder),
                             len(p.run.records), target, bound, ok,
                             (p.values[1:], p.values[0][1]) in chosen,
-                            tuple(_with_ci(kpi_at(p, kid)) for kid in CAPACITY_KPIS),
-                            tuple(_with_ci(kpi_at(p, kid)) for kid in deadline_ids)))
+                            tuple(mean_with_ci(kpi_at(p, kid)) for kid in CAPACITY_KPIS),
+                            tuple(mean_with_ci(kpi_at(p, kid)) for kid in deadline_ids)))
     return out
 
 
@@ -366,22 +363,11 @@ def answer_rows(s: Sweep) -> list[tuple[str, str, str, str]]:
 
 
 # -- the page ----------------------------------------------------------------------------------
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def render_sweep_report(s: Sweep, figures: Sequence[ReportFigure]) -> str:
     """The sweep page as HTML text (autoescaped jinja2 template ``sweep.html``)."""
     sc = s.scenario
-    try:
-        scenario_text: str | None = sc.path.read_text(encoding="utf-8")
-    except OSError:
-        scenario_text = None
-    first_meta = _json(s.points[0].run.out / "metadata.json") if s.points else {}
+    first_meta = (read_json_object(s.points[0].run.out / "metadata.json") or {}
+                  if s.points else {})
     deadline_ids = [k for k in key_kpis(s) if k.startswith("deadline:")]
     labels = {k.id: k.label for k in s.points[0].run.kpis} if s.points else {}
     reps = [len(p.run.records) for p in s.points]
@@ -390,7 +376,7 @@ def render_sweep_report(s: Sweep, figures: Sequence[ReportFigure]) -> str:
         "scenario_name": sc.name,
         "scenario_title": sc.spec.title,
         "scenario_path": str(sc.path),
-        "scenario_text": scenario_text,
+        "scenario_text": scenario_text(sc),
         "procedure_id": sc.procedure.id,
         "procedure_title": sc.procedure.title,
         "varies": [(v.path, ", ".join(f"{x:g}" for x in v.values)) for v in s.varies],
@@ -410,7 +396,7 @@ def render_sweep_report(s: Sweep, figures: Sequence[ReportFigure]) -> str:
         "horizon_days": s.settings.horizon_days,
         "warm_up_days": s.settings.warm_up_days,
         "start_date": str(first_meta.get("start_date", "")),
-        "sweep_rows": flatten("", _json(s.out / "sweep.json")),
+        "sweep_rows": flatten("", read_json_object(s.out / "sweep.json") or {}),
         "metadata_rows": flatten("", first_meta),
         "out": str(s.out),
     }
@@ -433,9 +419,4 @@ def build_sweep_report(out: Path) -> Path:
     out = Path(out)
     s = load_sweep(out)
     figures = draw_sweep_figures(s)
-    html = render_sweep_report(s, figures)
-    for figure in figures:
-        write_bytes_atomic(out / "figures" / f"{figure.name}.png", figure.png)
-    path = out / "report.html"
-    write_bytes_atomic(path, html.encode("utf-8"))
-    return path
+    return write_report(out, figures, render_sweep_report(s, figures))

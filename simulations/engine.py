@@ -57,7 +57,11 @@ class Machine(Protocol):
 
     def new_case(self, case_id: str, facts: Mapping[str, object] | None = None,
                  at: SimHours = 0.0) -> tuple[Case, tuple[str, ...]]:
-        """Register a new case."""
+        """Register a new case at its initial state; start the clocks its entry starts.
+
+        Returns:
+            The case and the ids of the deadline clocks started.
+        """
         ...
 
     def release(self, case: Case) -> None:

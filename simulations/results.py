@@ -106,6 +106,28 @@ class RunResults:
         return RunResult(self.out, self.records, self.kpis, (), ())
 
 
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object stored in ``path``, or None when it is missing, unreadable or not one.
+
+    Every index file of a results folder (``metadata.json``, ``comparison.json``,
+    ``sweep.json``) is a JSON object; callers decide whether its absence is an error.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _index_of(out: Path, kind: str, command: str) -> dict[str, Any]:
+    """The ``KIND.json`` index of a comparison or sweep folder (else an error naming it)."""
+    meta = read_json_object(out / f"{kind}.json")
+    if meta is None:
+        raise InputError([Problem(str(out), None, "", f"not a {kind} folder (no {kind}.json); "
+                                  f"make one with `cpsim {command}`")])
+    return meta
+
+
 def read_metadata(out: Path) -> dict[str, Any]:
     """The ``metadata.json`` of one run's results folder.
 
@@ -113,11 +135,8 @@ def read_metadata(out: Path) -> dict[str, Any]:
         InputError: there is none (or it cannot be read), or the folder holds a
             comparison, sweep or fit rather than one run (naming one of its runs).
     """
-    try:
-        metadata = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        metadata = None
-    if not isinstance(metadata, dict):
+    metadata = read_json_object(out / "metadata.json")
+    if metadata is None:
         raise InputError([Problem(str(out), None, "", "not a results folder (no readable "
                                   "metadata.json); make one with `cpsim run`")])
     kind = metadata.get("kind", "run")
@@ -283,11 +302,7 @@ def load_comparison(out: Path) -> Comparison:
     Raises:
         InputError: ``out`` is not a comparison folder, or a side's results cannot be read.
     """
-    try:
-        meta = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise InputError([Problem(str(out), None, "", "not a comparison folder (no "
-                                  "comparison.json); make one with `cpsim compare`")]) from None
+    meta = _index_of(out, "comparison", "compare")
     sides = {side: read_results(out / meta[side]["folder"]) for side in ("a", "b")}
     a, b = sides["a"].as_run(), sides["b"].as_run()
     return Comparison(a=sides["a"].scenario, b=sides["b"].scenario,
@@ -427,11 +442,7 @@ def load_sweep(out: Path) -> Sweep:
     Raises:
         InputError: ``out`` is not a sweep folder, or a point's results cannot be read.
     """
-    try:
-        meta = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise InputError([Problem(str(out), None, "", "not a sweep folder (no sweep.json); "
-                                  "make one with `cpsim sweep`")]) from None
+    meta = _index_of(out, "sweep", "sweep")
     scenario = load_scenario(meta["scenario"])
     varies = tuple(Vary(v["path"], tuple(v["values"])) for v in meta["varies"])
     read = [(values, read_results(point_folder(out, values))) for values in grid(varies)]

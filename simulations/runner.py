@@ -7,33 +7,22 @@ re-running the same command after an interruption reuses every finished replicat
 recomputes only the rest. A replication file that is unreadable or has the wrong key is
 redone, never used.
 
-Local worker processes are this module's own (not a pool): each ignores Ctrl-C (the parent
-decides what it stops), drops its unfinished files and exits on SIGTERM, and exits by
-itself when its parent is gone (a watchdog thread), so a killed run leaves no orphans. On
-any interruption the parent stops every worker within a few seconds, removes what an
-unfinished replication left, and re-raises; finished replications stay stored.
+Local worker processes (:mod:`simulations.workers`) stop cleanly: on any interruption
+every worker is stopped within a few seconds, what an unfinished replication left is
+removed (:meth:`Job.drop_unfinished`), and the exception goes on; finished replications
+stay stored.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import multiprocessing as mp
 import os
 import platform
-import signal
-import threading
-import time
-import traceback
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
-from multiprocessing.connection import Connection
-from multiprocessing.connection import wait as wait_for_any
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from model.atomic import remove_leftovers, write_text_atomic
@@ -59,6 +48,8 @@ from simulations.record import (
 )
 from simulations.results import MachineKind, RunResult, RunSettings
 from simulations.scenario import OVERRIDE_SOURCE, Scenario, load_scenario, overrides_digest
+from simulations.workers import WorkerDied as WorkerDied  # raised by execute: importable here
+from simulations.workers import run_on_workers
 
 ENGINE_VERSION = "4"
 """Bumped whenever the engine's behaviour changes, so stored replications are not reused."""
@@ -204,6 +195,26 @@ class Job:
                                "start it again")
         return scenario
 
+    def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+        """Run and store the replication (:func:`run_replication`); return its record."""
+        return run_replication(self.scenario(), self.settings, self.replication,
+                               Path(self.out), progress)
+
+    def drop_unfinished(self, pid: int) -> None:
+        """Remove what a worker stopped in the middle of this replication may have left.
+
+        That is its temporary record and its partial event log: the temporary files that
+        process ``pid`` made for them (:func:`model.atomic.remove_leftovers`). A finished
+        replication's files are complete and stay.
+        """
+        out = Path(self.out)
+        remove_leftovers(rep_path(out, self.replication), pid)
+        remove_leftovers(event_log_path(out, self.replication), pid)
+
+    def describe(self) -> str:
+        """The replication and its folder, for an error message."""
+        return f"replication {self.replication} of {self.out}"
+
 
 def jobs_for(scenario: Scenario, settings: RunSettings, out: Path) -> list[Job]:
     """The jobs of every replication of ``scenario`` into ``out``."""
@@ -238,7 +249,7 @@ def stored(job: Job, scenario: Scenario,
 
 def _run_job_dask(job: Job) -> dict[str, Any]:
     """Dask task: run and store one job, and return its record."""
-    return run_replication(job.scenario(), job.settings, job.replication, Path(job.out))
+    return job.run()
 
 
 def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 1,
@@ -284,266 +295,15 @@ def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 
             if on_done is not None:
                 on_done(job, False)
     else:
-        _execute_local(todo, scenarios, workers, records, progress, on_done)
-    return records
-
-
-# -- local worker processes ------------------------------------------------------------------
-STOP_GRACE_SECONDS = 5.0
-"""How long a stopped worker has to drop its unfinished files before it is killed."""
-
-PARENT_POLL_SECONDS = 0.5
-"""How often a worker checks that its parent is still there."""
-
-_STOP_SIGNALS = {signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
-"""Signals that stop a worker cleanly: SIGTERM, and SIGHUP when its terminal goes away."""
-
-
-class _RemoteTraceback(Exception):
-    """Where a worker's exception was raised (its traceback, as text)."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return self.tb
-
-
-class WorkerDied(RuntimeError):
-    """A worker process ended without finishing (or reporting the failure of) its job."""
-
-
-@dataclass
-class _Worker:
-    """A worker process, the parent's end of its pipe, and the job it is running."""
-
-    process: BaseProcess
-    conn: Connection
-    job: Job | None = None
-
-
-class _Stop:
-    """In a worker: whether SIGTERM asked it to stop, and whether it is between jobs."""
-
-    requested = False
-    idle = True
-
-
-def _worker_main(conn: Connection, parent_pid: int, mask: set[signal.Signals] | None,
-                 inherited: Sequence[Connection]) -> None:
-    """A worker process: run the jobs the parent sends, one at a time, until sent None.
-
-    Reports ``("progress", days)`` as the replication advances, then ``("done", None)``
-    once it is stored, or ``("error", exception, traceback)``, and then exits. Ctrl-C is
-    ignored (the terminal sends it to every process; the parent decides). SIGTERM, or
-    SIGHUP (its terminal closed; unless started ignoring it, as under ``nohup``), stops
-    the worker: between jobs at once, during one at its next progress report, through the
-    replication's own clean-up (the unfinished event log is dropped). A watchdog thread
-    sends that SIGTERM when ``parent_pid`` is no longer the parent. ``inherited`` are the
-    parent's ends of pipes that a forked worker holds copies of: closed, so a worker
-    writing to a dead parent gets an error rather than waiting for ever.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for sig in _STOP_SIGNALS:
-        if sig == signal.SIGTERM or signal.getsignal(sig) is not signal.SIG_IGN:
-            signal.signal(sig, _stop_worker)
-    if mask is not None:  # the parent blocked them while it started this process
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    for other in inherited:
-        other.close()
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog",
-                     daemon=True).start()
-
-    def report(days: float) -> None:
-        if _Stop.requested:  # a safe place to unwind: the engine's own progress call
-            raise SystemExit(128 + signal.SIGTERM)
-        _send(conn, ("progress", days))
-
-    while not _Stop.requested:
-        try:
-            job: Job | None = conn.recv()
-        except EOFError:
-            return
-        finally:
-            _Stop.idle = False
-        if job is None:
-            return
-        try:
-            run_replication(job.scenario(), job.settings, job.replication, Path(job.out),
-                            report)
-        except Exception as exc:
-            tb = traceback.format_exc()
-            try:
-                _send(conn, ("error", exc, tb))
-            except Exception:  # an exception that cannot be pickled
-                _send(conn, ("error", RuntimeError(f"{type(exc).__name__}: {exc}"), tb))
-            return
-        _Stop.idle = True
-        _send(conn, ("done", None))
-
-
-def _send(conn: Connection, message: tuple[Any, ...]) -> None:
-    """Send the parent a message; exit quietly if the parent is gone (a broken pipe)."""
-    try:
-        conn.send(message)
-    except OSError:
-        raise SystemExit(1) from None
-
-
-def _stop_worker(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM (SIGHUP) in a worker: exit now if between jobs, else at the next report.
-
-    Raising here in the middle of a replication could land in a finaliser (a generator
-    being closed, say), which would swallow it; the progress report is a safe place.
-    """
-    _Stop.requested = True
-    if _Stop.idle:
-        raise SystemExit(128 + signum)
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Stop this worker once its parent is gone (killed, even with SIGKILL)."""
-    while os.getppid() == parent_pid:
-        time.sleep(PARENT_POLL_SECONDS)
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(STOP_GRACE_SECONDS)
-    os._exit(1)  # the main thread did not stop in time
-
-
-def _execute_local(todo: Sequence[Job], scenarios: dict[Job, Scenario], workers: int,
-                   records: dict[Job, dict[str, Any]], progress: ProgressFn | None,
-                   on_done: Callable[[Job, bool], None] | None) -> None:
-    """Run jobs on local worker processes, one job per worker at a time.
-
-    On any exception (KeyboardInterrupt included) every worker is stopped and its
-    unfinished files removed before the exception goes on.
-    """
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    waiting = deque(todo)
-    pool: list[_Worker] = []
-    try:
-        _start_workers(ctx, min(workers, len(todo)), pool)
-        for worker in pool:
-            _give(worker, waiting)
-        while busy := [w for w in pool if w.job is not None]:
-            wait_for_any([w.conn for w in busy] + [w.process.sentinel for w in busy])
-            for worker in busy:
-                _serve(worker, waiting, scenarios, records, progress, on_done)
-        for worker in pool:  # each was sent None and is exiting
-            worker.process.join(STOP_GRACE_SECONDS)
-    finally:
-        _stop_workers(pool)
-
-
-def _start_workers(ctx: Any, count: int, pool: list[_Worker]) -> None:
-    """Start ``count`` workers into ``pool``.
-
-    Ctrl-C, SIGTERM and SIGHUP stay blocked in a new process until it has set its handlers
-    (a signal between fork and set-up would print a traceback).
-    """
-    mask = (signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_STOP_SIGNALS})
-            if hasattr(signal, "pthread_sigmask") else None)
-    forked = ctx.get_start_method() == "fork"
-    try:
-        for i in range(count):
-            mine, theirs = ctx.Pipe()
-            inherited = [*(w.conn for w in pool), mine] if forked else []
-            process = ctx.Process(target=_worker_main,
-                                  args=(theirs, os.getpid(), mask, inherited),
-                                  name=f"cpsim-worker-{i}", daemon=True)
-            process.start()
-            theirs.close()
-            pool.append(_Worker(process, mine))
-    finally:
-        if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-
-
-def _give(worker: _Worker, waiting: deque[Job]) -> None:
-    """Send the worker the next job, or None (no more: it exits)."""
-    worker.job = waiting.popleft() if waiting else None
-    try:
-        worker.conn.send(worker.job)
-    except OSError:
-        if worker.job is not None:
-            raise _died(worker, worker.job) from None
-
-
-def _serve(worker: _Worker, waiting: deque[Job], scenarios: dict[Job, Scenario],
-           records: dict[Job, dict[str, Any]], progress: ProgressFn | None,
-           on_done: Callable[[Job, bool], None] | None) -> None:
-    """Handle what a busy worker has sent; raise its error, or say if it died."""
-    while (job := worker.job) is not None:
-        dead = not worker.process.is_alive()  # then all it sent can be read now
-        try:
-            if not worker.conn.poll():
-                if dead:
-                    raise _died(worker, job)
-                return
-            kind, payload, *tb = worker.conn.recv()
-        except (EOFError, OSError):  # its end is closed: it has exited
-            raise _died(worker, job) from None
-        if kind == "progress":
-            if progress is not None:
-                progress(job, payload)
-        elif kind == "done":
+        def finished(job: Job) -> None:
             record = stored(job, scenarios[job])
             assert record is not None, f"{job} finished but was not stored"
             records[job] = record
             if on_done is not None:
                 on_done(job, False)
-            _give(worker, waiting)
-        else:
-            raise payload from _RemoteTraceback(tb[0])
 
-
-def _died(worker: _Worker, job: Job) -> WorkerDied:
-    worker.process.join(1.0)
-    return WorkerDied(f"the worker process for replication {job.replication} of {job.out} "
-                      f"ended unexpectedly (exit code {worker.process.exitcode})")
-
-
-def _stop_workers(pool: list[_Worker]) -> None:
-    """Stop every worker (SIGTERM, then SIGKILL after a grace period) and wait for it.
-
-    What the workers still send is read and dropped meanwhile (so none waits on a full
-    pipe); then the files of any replication left unfinished are removed.
-    """
-    for worker in pool:
-        if worker.process.exitcode is None:
-            worker.process.terminate()
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    reading = {w.conn for w in pool if not w.conn.closed}
-    while (running := [w.process for w in pool if w.process.exitcode is None]) and (
-            left := deadline - time.monotonic()) > 0:
-        ready = wait_for_any([*reading, *(p.sentinel for p in running)], left)
-        for conn in [c for c in reading if c in ready]:
-            try:
-                conn.recv_bytes()
-            except (EOFError, OSError):
-                reading.discard(conn)
-    for worker in pool:
-        if worker.process.exitcode is None:
-            worker.process.kill()
-        worker.process.join()
-        worker.conn.close()
-        if worker.job is not None and worker.process.pid is not None:
-            _drop_unfinished(worker.job, worker.process.pid)
-        worker.process.close()
-    pool.clear()
-
-
-def _drop_unfinished(job: Job, pid: int) -> None:
-    """Remove what a stopped worker may have left of ``job``.
-
-    That is its temporary record and its partial event log: the temporary files that
-    process ``pid`` made for them (:func:`model.atomic.remove_leftovers`). A finished
-    replication's files are complete and stay.
-    """
-    out = Path(job.out)
-    remove_leftovers(rep_path(out, job.replication), pid)
-    remove_leftovers(event_log_path(out, job.replication), pid)
+        run_on_workers(todo, workers, progress, finished)
+    return records
 
 
 def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str, Any]],

@@ -272,10 +272,9 @@ class TableMachine:
     def new_case(
         self, case_id: str, facts: Mapping[str, object] | None = None, at: SimHours = 0.0
     ) -> tuple[Case, tuple[str, ...]]:
-        """Register a new case at its initial state; start the clocks its entry starts.
+        """A new case at node 0, the initial configuration, and the clocks its entry starts.
 
-        Returns:
-            The case and the ids of the deadline clocks started.
+        :class:`simulations.engine.Machine` states the contract.
         """
         case = Case(case_id=case_id, facts=dict(facts or {}))
         case.state = 0

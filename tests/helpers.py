@@ -2,11 +2,131 @@
 
 from __future__ import annotations
 
+import base64
+import re
+from datetime import date
 from pathlib import Path
 
+import numpy as np
 import yaml
+from click.testing import CliRunner, Result
+from markupsafe import escape
 
-from model.loader import BUILTIN_DIR
+from model.calendar import WorkingCalendar
+from model.check import check_procedure
+from model.loader import BUILTIN_DIR, load_procedure
+
+ROOT = Path(__file__).resolve().parents[1]
+CAL = WorkingCalendar(date(2025, 4, 1))  # a Tuesday
+"""The calendar the machine tests put their cases on."""
+
+TO_ICPC = ("decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
+           "book_icpc", "proceed_to_icpc")
+"""The national core's way from a referral to an initial conference being prepared."""
+
+EVIL = "<script>alert(1)</script>"
+"""Text from an input file that a page must show as text, never run."""
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# -- files written for one test --------------------------------------------------------------
+def write_scenario(folder: Path, body: str, name: str = "odd") -> Path:
+    """``NAME.yaml``: the baseline scenario with ``body`` (YAML text) from line 4 on."""
+    path = folder / f"{name}.yaml"
+    path.write_text(f"scenario: {name}\nextends: baseline\ntitle: t\n{body}")
+    return path
+
+
+def write_procedure(folder: Path, name: str, extends: str, body: str) -> Path:
+    """``NAME.yaml``: the procedure ``extends`` with ``body`` (YAML text) added."""
+    path = folder / f"{name}.yaml"
+    path.write_text(f"procedure: {name}\nextends: {extends}\n{body}", encoding="utf-8")
+    return path
+
+
+def checks_with_move(folder: Path, name: str, extends: str, trigger: str, source: str,
+                     dest: str, rule: str) -> set[str]:
+    """The checks `cpsim check` reports on ``extends`` with one more move, ``trigger``."""
+    path = write_procedure(folder, name, extends, f"transitions:\n  {trigger}:\n"
+                           f"    source: {source}\n    dest: {dest}\n    rules: [{rule}]\n")
+    return {f.check for f in check_procedure(load_procedure(path)).findings}
+
+
+def evil_baseline(folder: Path) -> Path:
+    """A copy of the baseline scenario whose title is :data:`EVIL`."""
+    text = (ROOT / "scenarios" / "baseline.yaml").read_text(encoding="utf-8")
+    text, count = re.subn(r"(?m)^title: .*$", f"title: {EVIL}", text)
+    assert count == 1
+    path = folder / "baseline.yaml"  # the file name must match the `scenario:` key
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- commands and pages ----------------------------------------------------------------------
+def cpsim_ok(*args: str) -> Result:
+    """``cpsim ARGS`` run in this process; it must succeed (its output shows if not)."""
+    from cpsim.cli import main  # here, so the model's tests do not load the command line
+
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def run_into(out: Path, scenario: str, *args: str) -> Path:
+    """``cpsim run SCENARIO ARGS --out OUT`` (it must succeed); the results folder."""
+    cpsim_ok("run", scenario, *args, "--out", str(out))
+    return out
+
+
+def with_text(page: Path) -> tuple[Path, str]:
+    """A page just written, and its text."""
+    return page, page.read_text(encoding="utf-8")
+
+
+def escaped(text: str) -> str:
+    """Text as jinja2's autoescape writes it."""
+    return str(escape(text))
+
+
+def first_heading(page: str) -> str:
+    """The inside of a page's first ``<h1>``."""
+    match = re.search(r"<h1\b[^>]*>(.*?)</h1>", page, re.S)
+    assert match is not None
+    return match.group(1)
+
+
+def assert_figures_embedded(folder: Path, page: str, names: set[str],
+                            smallest: tuple[int, int] = (300, 600)) -> None:
+    """``folder/figures`` holds exactly ``names`` as PNGs, each embedded in ``page``.
+
+    Each must load as an image at least ``smallest`` (rows, columns) with visible content.
+    """
+    from matplotlib.image import imread
+
+    pngs = sorted((folder / "figures").glob("*.png"))
+    assert {p.stem for p in pngs} == names
+    for png in pngs:
+        data = png.read_bytes()
+        assert data.startswith(PNG_SIGNATURE), png
+        assert f"data:image/png;base64,{base64.b64encode(data).decode('ascii')}" in page, png
+        pixels = imread(png)
+        assert pixels.ndim == 3, png
+        assert pixels.shape[0] > smallest[0] and pixels.shape[1] > smallest[1], png
+        assert float(np.var(pixels[..., :3])) > 0.0, png
+
+
+def assert_self_contained(page: str) -> list[str]:
+    """Nothing fetched from elsewhere: no links, scripts or remote sources; the images' srcs.
+
+    Every image is a ``data:`` URI; the caller checks how many there are.
+    """
+    assert 'src="http' not in page and 'href="http' not in page
+    assert "<link" not in page and "<script" not in page and "url(" not in page
+    sources: list[str] = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", page)
+    assert len(sources) == len(re.findall(r"<img\b", page))
+    assert all(src.startswith("data:image/") for src in sources)
+    return sources
 
 
 def without_plan_agreed(folder: Path) -> Path:

@@ -147,7 +147,7 @@ def test_the_event_log_partial_is_unique_and_dropped_for_a_stopped_worker(tmp_pa
     from datetime import date
 
     from simulations.eventlog import EventLogWriter
-    from simulations.runner import Job, _drop_unfinished
+    from simulations.runner import Job
 
     out = tmp_path / "run"
     path = out / "events" / "rep-0003.parquet"
@@ -160,7 +160,7 @@ def test_the_event_log_partial_is_unique_and_dropped_for_a_stopped_worker(tmp_pa
     assert hidden(out) == []
     left = EventLogWriter(path, 3, date(2025, 4, 1))  # a worker stopped mid-replication
     settings = settings_for(load_scenario("baseline"), 1, 1, 10, 0)
-    _drop_unfinished(Job("baseline", (), settings, 3, str(out)), os.getpid())
+    Job("baseline", (), settings, 3, str(out)).drop_unfinished(os.getpid())
     assert not left.partial.exists()
     assert hidden(out) == []
 

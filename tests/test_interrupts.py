@@ -193,11 +193,23 @@ def assert_interrupted(term: Terminal, out: Path, total: int, code: int = 130) -
     return took
 
 
+def started(terminal: Callable[..., Terminal], args: list[str], out: Path,
+            controlling: bool = True) -> Terminal:
+    """``cpsim ARGS`` (small, into ``out``) once its first replication is written."""
+    term = terminal([*args, *SMALL, "--out", str(out)], controlling)
+    term.wait_for(lambda: bool(replications(out)))
+    return term
+
+
+def sigterm(term: Terminal) -> None:
+    """`kill PID`: SIGTERM to the parent only, which must stop its own workers."""
+    os.kill(term.proc.pid, signal.SIGTERM)
+
+
 def test_ctrl_c_stops_a_run_with_its_workers_and_keeps_finished_replications(
         tmp_path, terminal):
     out = tmp_path / "res"
-    term = terminal(["run", "baseline", *SMALL, "--out", str(out)])
-    term.wait_for(lambda: bool(replications(out)))
+    term = started(terminal, ["run", "baseline"], out)
     term.ctrl_c()
     assert_interrupted(term, out, 8)
     again = subprocess.run([CPSIM, "run", "baseline", *SMALL, "--out", str(out)],
@@ -206,18 +218,29 @@ def test_ctrl_c_stops_a_run_with_its_workers_and_keeps_finished_replications(
     assert "reused" in again.stdout and len(replications(out)) == 8
 
 
-def test_ctrl_c_typed_into_the_terminal_stops_a_run(tmp_path, terminal):
-    out = tmp_path / "res"
-    term = terminal(["run", "baseline", *SMALL, "--out", str(out)])
-    term.wait_for(lambda: bool(replications(out)))
-    term.type_ctrl_c()
-    assert_interrupted(term, out, 8)
+@pytest.mark.parametrize(("args", "stop", "total", "code", "said"), [
+    pytest.param(["run", "baseline"], Terminal.type_ctrl_c, 8, 130, "",
+                 id="ctrl-c-typed-into-the-terminal-stops-a-run"),
+    pytest.param(["compare", "baseline", "baseline"], Terminal.ctrl_c, 16, 130, "",
+                 id="ctrl-c-stops-a-compare"),
+    pytest.param(["sweep", "baseline", "--vary", "demand.referrals_per_year=3000,4100"],
+                 Terminal.ctrl_c, 16, 130, "", id="ctrl-c-stops-a-sweep"),
+    pytest.param(["run", "baseline"], sigterm, 8, 143, "terminated",
+                 id="sigterm-stops-a-run-like-ctrl-c-with-exit-code-143"),
+])
+def test_a_stop_signal_ends_the_command_keeping_finished_work(
+        tmp_path, terminal, args, stop, total, code, said):
+    """Each way of stopping a command: its exit code, workers gone, finished work whole."""
+    out = tmp_path / "out"
+    term = started(terminal, args, out)
+    stop(term)
+    assert_interrupted(term, out, total, code=code)
+    assert said in term.output
 
 
 def test_a_second_ctrl_c_while_stopping_exits_at_once(tmp_path, terminal):
     out = tmp_path / "res"
-    term = terminal(["run", "baseline", *SMALL, "--out", str(out)])
-    term.wait_for(lambda: bool(replications(out)))
+    term = started(terminal, ["run", "baseline"], out)
     term.ctrl_c()
     time.sleep(0.05)  # usually while the workers are being stopped (it takes ~0.1-0.6 s)
     term.ctrl_c()
@@ -229,37 +252,9 @@ def test_a_second_ctrl_c_while_stopping_exits_at_once(tmp_path, terminal):
     assert not leftovers(out), f"temporary files left behind: {leftovers(out)}"
 
 
-def test_ctrl_c_stops_a_compare(tmp_path, terminal):
-    out = tmp_path / "cmp"
-    term = terminal(["compare", "baseline", "baseline", *SMALL, "--out", str(out)])
-    term.wait_for(lambda: bool(replications(out)))
-    term.ctrl_c()
-    assert_interrupted(term, out, 16)
-
-
-def test_ctrl_c_stops_a_sweep(tmp_path, terminal):
-    out = tmp_path / "sweep"
-    term = terminal(["sweep", "baseline", "--vary", "demand.referrals_per_year=3000,4100",
-                     *SMALL, "--out", str(out)])
-    term.wait_for(lambda: bool(replications(out)))
-    term.ctrl_c()
-    assert_interrupted(term, out, 16)
-
-
-def test_sigterm_stops_a_run_like_ctrl_c_with_exit_code_143(tmp_path, terminal):
-    """`kill PID` signals the parent only; it stops its own workers."""
-    out = tmp_path / "res"
-    term = terminal(["run", "baseline", *SMALL, "--out", str(out)])
-    term.wait_for(lambda: bool(replications(out)))
-    os.kill(term.proc.pid, signal.SIGTERM)
-    assert_interrupted(term, out, 8, code=143)
-    assert "terminated" in term.output
-
-
 def test_a_killed_run_leaves_no_orphan_workers(tmp_path, terminal):
     out = tmp_path / "res"
-    term = terminal(["run", "baseline", *SMALL, "--out", str(out)], controlling=False)
-    term.wait_for(lambda: bool(replications(out)))
+    term = started(terminal, ["run", "baseline"], out, controlling=False)
     os.kill(term.proc.pid, signal.SIGKILL)  # the parent only, as an OOM killer would
     term.proc.wait(timeout=HANG)
     left = wait_gone(term.workers, 20)

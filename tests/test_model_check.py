@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import LONG_RUN_TO_SESSION, without_plan_agreed
+from helpers import LONG_RUN_TO_SESSION, checks_with_move, without_plan_agreed
 
 from model.check import check_procedure
 from model.errors import InputError
@@ -56,38 +56,18 @@ def test_removing_plan_agreed_fails_with_counterexample(tmp_path):
 
 def test_ladder_that_goes_down_is_caught(tmp_path):
     """A resolution stage that steps back down breaks `resolution_only_goes_up`."""
-    path = tmp_path / "walsall-down.yaml"
-    path.write_text(
-        "procedure: walsall-down\n"
-        "extends: walsall-2018-resolution\n"
-        "title: Broken ladder\n"
-        "transitions:\n"
-        "  step_back:\n"
-        "    source: resolution.stage_3\n"
-        "    dest: resolution.stage_2\n"
-        "    rules: [WAL-esc]\n"
-    )
-    report = check_procedure(load_procedure(path))
-    checks = {f.check for f in report.findings}
+    checks = checks_with_move(tmp_path, "walsall-down", "walsall-2018-resolution", "step_back",
+                              "resolution.stage_3", "resolution.stage_2", "WAL-esc")
     assert "property:resolution_only_goes_up" in checks
     assert "ladders" in checks
 
 
 def test_binding_decision_that_can_be_reopened_is_caught(tmp_path):
     """Letting the executive group's decision be reopened breaks `executive_group_final`."""
-    path = tmp_path / "wigan-reopen.yaml"
-    path.write_text(
-        "procedure: wigan-reopen\n"
-        "extends: wigan-2008-change-meetings\n"
-        "title: Appeal reopened\n"
-        "transitions:\n"
-        "  reopen_appeal:\n"
-        "    source: arbitration.executive_group\n"
-        "    dest: arbitration.coordinator\n"
-        "    rules: [WIG-8.7.3]\n"
-    )
-    report = check_procedure(load_procedure(path))
-    assert "property:executive_group_final" in {f.check for f in report.findings}
+    checks = checks_with_move(tmp_path, "wigan-reopen", "wigan-2008-change-meetings",
+                              "reopen_appeal", "arbitration.executive_group",
+                              "arbitration.coordinator", "WIG-8.7.3")
+    assert "property:executive_group_final" in checks
 
 
 # -- the report's JSON form and reading counterexamples back ------------------------------------

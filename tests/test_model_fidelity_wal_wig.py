@@ -7,26 +7,21 @@ declared property), so it fails on the procedure as it was before the fix.
 from __future__ import annotations
 
 import os
-from datetime import date
 from pathlib import Path
 
 import pytest
+from helpers import CAL, TO_ICPC, checks_with_move
 
-from model.calendar import WorkingCalendar
 from model.check import check_procedure
 from model.compiler import Case, CompiledProcedure, IllegalMove
 from model.loader import load_procedure
 from model.spec import Procedure
 
-CAL = WorkingCalendar(date(2025, 4, 1))  # a Tuesday
 DAY = 24.0
 
 # The procedures under test; set these to an older file's path to see the tests fail on it.
 WALSALL = os.environ.get("CPSIM_TEST_WALSALL", "walsall-2018-resolution")
 WIGAN = os.environ.get("CPSIM_TEST_WIGAN", "wigan-2008-change-meetings")
-
-TO_ICPC = ["decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
-           "book_icpc", "proceed_to_icpc"]
 
 
 class Walker:
@@ -205,19 +200,10 @@ def test_wig_8_7_4_binding_decision_settles_the_matter_and_a_new_one_can_be_rais
 
 
 def test_wig_8_7_4_reopening_a_binding_decision_breaks_the_property(tmp_path: Path, wigan):
-    path = tmp_path / "wigan-reopen-binding.yaml"
-    path.write_text(
-        "procedure: wigan-reopen-binding\n"
-        f"extends: {WIGAN}\n"
-        "title: Reopened\n"
-        "transitions:\n"
-        "  reopen:\n"
-        "    source: arbitration.binding_decision\n"
-        "    dest: arbitration.coordinator_decided\n"
-        "    rules: [WIG-8.7.4]\n"
-    )
-    report = check_procedure(load_procedure(path))
-    assert "property:executive_group_final" in {f.check for f in report.findings}
+    checks = checks_with_move(tmp_path, "wigan-reopen-binding", WIGAN, "reopen",
+                              "arbitration.binding_decision", "arbitration.coordinator_decided",
+                              "WIG-8.7.4")
+    assert "property:executive_group_final" in checks
 
 
 def test_wig_6_2_cited_only_where_the_family_is_recorded_present(wigan):

@@ -7,27 +7,17 @@ change that added them: every one failed on the West Midlands file that cited Ne
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
+from helpers import CAL, TO_ICPC
 
-from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure
 from model.loader import load_procedure
 from model.rules import load_rules
 from model.spec import Procedure
 
-CAL = WorkingCalendar(date(2025, 4, 1))  # a Tuesday
-
-TO_ICPC = [
-    "decide_strategy_discussion",
-    "strategy_discussion_held",
-    "start_section_47",
-    "book_icpc",
-    "proceed_to_icpc",
-    "invitations_sent",
-]
-TO_PLAN = [*TO_ICPC, "reports_received", "icpc_opens", "plan_agreed", "start_cp_plan"]
+INVITED = [*TO_ICPC, "invitations_sent"]
+"""To the ICPC with its invitations sent (West Midlands asks for reports next)."""
+TO_PLAN = [*INVITED, "reports_received", "icpc_opens", "plan_agreed", "start_cp_plan"]
 TO_REVIEW_OUTCOME = [*TO_PLAN, "review_due", "review_reports_received", "review_opens",
                      "review_plan_agreed"]
 
@@ -75,7 +65,7 @@ def check_review_property_requires_a_real_plan(proc: Procedure) -> None:
 
 
 def check_conference_cannot_sit_without_reports_unrecorded(proc: Procedure) -> None:
-    machine, case, _ = machine_at(proc, TO_ICPC)
+    machine, case, _ = machine_at(proc, INVITED)
     assert machine.configuration(case)[0] == "icpc.preparation.awaiting_reports"
     allowed = machine.allowed_triggers(case)
     assert "icpc_opens" not in allowed
@@ -104,7 +94,7 @@ def check_escalating_agency_still_contributes(proc: Procedure) -> None:
 
 
 def check_participation_recorded(proc: Procedure) -> None:
-    *_, steps = machine_at(proc, [*TO_ICPC, "reports_received", "icpc_opens"])
+    *_, steps = machine_at(proc, [*INVITED, "reports_received", "icpc_opens"])
     opened = steps[-1]
     assert {"child_views", "parent_attendance_arrangements"} <= set(opened.records)
     advocate = [t for t in proc.transitions if "WM-19" in t.rules]

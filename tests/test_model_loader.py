@@ -193,3 +193,48 @@ def test_cin_flat_mapping_errors_name_file_line_and_field(tmp_path):
     assert "bad-map.yaml:8: cin_flat.cp_plan_end.activity: unknown key" in text
     assert "bad-map.yaml:9: cin_flat.s47_start.events: must be a non-empty list" in text
     assert len(found) == 6
+
+
+def test_a_guard_written_as_a_list_or_mapping_is_reported_not_a_crash(tmp_path):
+    """`when:` takes one guard name: a list or a mapping there is a problem with its line
+    (the loader once failed with "unhashable type" on it)."""
+    path = write(tmp_path, "listed-when", """\
+        procedure: listed-when
+        extends: newcastle-2010
+        title: x
+        transitions:
+          sit_without_reports:
+            resources:
+              - {role: interpreter, when: [interpreter_needed]}
+        deadlines:
+          icpc_reports:
+            when: {a: 1}
+        """)
+    found = problems_of(path)
+    assert any("listed-when.yaml:7: transitions.sit_without_reports.resources[0].when: no guard "
+               "of that name is registered (value: ['interpreter_needed'])" in p for p in found)
+    assert any("listed-when.yaml:10: deadlines.icpc_reports.when: no guard of that name "
+               "is registered (value: {'a': 1})" in p for p in found)
+
+
+def test_procedures_that_include_each_other_are_reported_at_the_include(tmp_path):
+    """An include cycle is one problem, at the `include:` line of the file that closes it."""
+    for name, other in (("loop-a", "loop-b"), ("loop-b", "loop-a")):
+        write(tmp_path, name, f"""\
+            procedure: {name}
+            title: x
+            initial: start
+            states:
+              start:
+                include: ./{other}.yaml
+                basis: {{kind: assumption, note: The other procedure runs here.}}
+            transitions:
+              again:
+                source: start
+                dest: start
+                basis: {{kind: assumption, note: It runs again.}}
+            """)
+    found = problems_of(tmp_path / "loop-a.yaml")
+    assert len(found) == 1
+    assert found[0].endswith("loop-b.yaml:6: states.start.include: procedures include each other "
+                             "in a cycle (value: './loop-a.yaml')")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
+from helpers import CAL, TO_ICPC
 
-from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure, GuardBlocked, NotAllowedHere, UnknownTrigger
 from model.loader import load_procedure
-
-CAL = WorkingCalendar(date(2025, 4, 1))  # a Tuesday
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +21,6 @@ def walk(machine, case, triggers, start=0.0, gap=1.0):
         results.append(machine.fire(case, trig, t))
         t += gap
     return results
-
-
-TO_ICPC = [
-    "decide_strategy_discussion",
-    "strategy_discussion_held",
-    "start_section_47",
-    "book_icpc",
-    "proceed_to_icpc",
-]
 
 
 def test_machine_is_strict_no_auto_transitions(wm):
@@ -141,19 +128,11 @@ def test_region_transition_waits_for_main_flow():
 
 def test_designated_review_is_the_fourth_review_of_the_current_plan():
     """NCL-7.1.5 counts reviews within a plan: a second plan starts counting again."""
-    from datetime import date
-
-    from model.calendar import WorkingCalendar
-    from model.compiler import CompiledProcedure
-    from model.loader import load_procedure
-
     # The designated review is Newcastle's (NCL-7.1.5); West Midlands has none.
-    machine = CompiledProcedure(load_procedure("newcastle-2010"),
-                                WorkingCalendar(date(2025, 4, 1)))
+    machine = CompiledProcedure(load_procedure("newcastle-2010"), CAL)
     case, _ = machine.new_case("d")
-    to_plan = ["decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
-               "book_icpc", "proceed_to_icpc", "invitations_sent", "reports_received",
-               "icpc_opens", "plan_agreed", "start_cp_plan"]
+    to_plan = [*TO_ICPC, "invitations_sent", "reports_received", "icpc_opens", "plan_agreed",
+               "start_cp_plan"]
     review = ["review_due", "review_reports_received", "review_opens", "review_plan_agreed"]
     t = 0.0
     for trig in to_plan + review + ["continue_plan"] + review + [

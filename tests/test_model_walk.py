@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 import pytest
-from helpers import without_plan_agreed
+from helpers import TO_ICPC, without_plan_agreed
 
 from cpsim.transcript import Transcript, parse_walk_file, replay_transcript
 from cpsim.walk_commands import (
@@ -21,13 +21,11 @@ from cpsim.walk_commands import (
 from cpsim.walk_render import render_replay, render_result, render_screen
 from model.check import check_procedure
 from model.counterexample import choose_facts, replay_counterexample
-from model.errors import InputError
+from model.errors import InputError, Problem
 from model.findings import Counterexample, format_report, reports_to_json
 from model.loader import load_procedure
 from model.session import DEFAULT_START, Move, WalkSession
 
-TO_ICPC = ["decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
-           "book_icpc", "proceed_to_icpc"]
 TO_PLAN = [*TO_ICPC, "invitations_sent", "reports_received", "icpc_opens", "plan_agreed",
            "start_cp_plan"]
 
@@ -294,16 +292,22 @@ def test_save_returns_a_transcript_that_replays(wm, tmp_path):
     assert replay.session.current_facts == session.current_facts
 
 
+def refused(text: str, name: str) -> tuple[Problem, ...]:
+    """The problems for which ``parse_walk_file`` refuses ``text`` (it must refuse it)."""
+    with pytest.raises(InputError) as err:
+        parse_walk_file(text, name)
+    return tuple(err.value.problems)
+
+
 def test_malformed_transcripts_list_every_problem_with_its_line():
     text = ("# a comment\ncpsim-walk: 1\nprocedure: west-midlands-2014\nstart-date: 2025-02-30\n"
             "facts: interpreter=yes\nstart_dates: 2025-01-01\n> decide_early_help\n"
             "> advance lots\n> set foo=1\n")
-    with pytest.raises(InputError) as err:
-        parse_walk_file(text, "t.txt")
-    lines = [(p.line, p.field) for p in err.value.problems]
+    problems = refused(text, "t.txt")
+    lines = [(p.line, p.field) for p in problems]
     assert lines == [(4, "start-date"), (5, "facts"), (6, "start_dates"), (8, "command"),
                      (9, "command")]
-    assert err.value.problems[2].hint == "start-date"
+    assert problems[2].hint == "start-date"
     with pytest.raises(InputError, match="version 7"):
         parse_walk_file("cpsim-walk: 7\n> look\n", "t.txt")
     with pytest.raises(InputError, match="not a walk transcript"):
@@ -336,9 +340,14 @@ def broken(tmp_path_factory) -> Path:
     return without_plan_agreed(tmp_path_factory.mktemp("mutated"))
 
 
-def test_check_output_becomes_counterexamples(broken):
-    text = format_report(check_procedure(load_procedure(broken)))
-    parsed = parse_walk_file(text, "check.txt")
+@pytest.fixture(scope="module")
+def broken_check(broken) -> str:
+    """What `cpsim check` prints for the broken procedure."""
+    return format_report(check_procedure(load_procedure(broken)))
+
+
+def test_check_output_becomes_counterexamples(broken_check):
+    parsed = parse_walk_file(broken_check, "check.txt")
     assert isinstance(parsed, tuple) and all(isinstance(c, Counterexample) for c in parsed)
     first = parsed[0]
     assert first.title.startswith("FAIL can_end: dead end")
@@ -354,10 +363,9 @@ def test_check_output_becomes_counterexamples(broken):
     assert len({tuple(s.trigger for s in c.steps) for c in parsed}) == len(parsed)
 
 
-def test_counterexample_replay_ends_stuck_on_the_broken_procedure(broken):
-    text = format_report(check_procedure(load_procedure(broken)))
+def test_counterexample_replay_ends_stuck_on_the_broken_procedure(broken, broken_check):
     procedure = load_procedure(broken)
-    for cx in parse_walk_file(text, "check.txt"):
+    for cx in parse_walk_file(broken_check, "check.txt"):
         replay = replay_counterexample(procedure, cx)
         assert replay.ok, render_replay(replay)
         assert replay.session.configuration == ("icpc.session",)
@@ -367,9 +375,8 @@ def test_counterexample_replay_ends_stuck_on_the_broken_procedure(broken):
         assert "as the counterexample says: now in icpc.session" in rendered
 
 
-def test_counterexample_does_not_reproduce_on_the_sound_procedure(wm, broken):
-    text = format_report(check_procedure(load_procedure(broken)))
-    cx = parse_walk_file(text, "check.txt")[0]
+def test_counterexample_does_not_reproduce_on_the_sound_procedure(wm, broken_check):
+    cx = parse_walk_file(broken_check, "check.txt")[0]
     replay = replay_counterexample(wm, cx)
     assert not replay.ok
     assert replay.failure is not None and "can still: plan_agreed" in replay.failure
@@ -379,9 +386,7 @@ def test_counterexample_steps_must_chain_and_be_numbered():
     text = ("    counterexample:\n"
             "      1. referral --decide_early_help [CAL-T1]--> early_help\n"
             "      3. closed --re_referral [CAL-T1]--> referral\n")
-    with pytest.raises(InputError) as err:
-        parse_walk_file(text, "c.txt")
-    assert [p.line for p in err.value.problems] == [3, 3]
+    assert [p.line for p in refused(text, "c.txt")] == [3, 3]
 
 
 def test_json_check_output_replays_like_the_text(wm, broken):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from markupsafe import escape
-from matplotlib.image import imread
+from helpers import (
+    EVIL,
+    assert_figures_embedded,
+    assert_self_contained,
+    escaped,
+    first_heading,
+    with_text,
+    write_procedure,
+)
 
 from model.check import check_procedure
 from model.errors import InputError
@@ -30,15 +35,8 @@ from simulations.experiments import compare, resolve_subject
 from simulations.results import load_comparison
 from simulations.runner import settings_for
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-EVIL = "<script>alert(1)</script>"
 A, B = "west-midlands-2014", "west-midlands-2014-icpc-10wd"
 BROKEN_PROPERTY = "property:plan_end_leaves_a_plan_in_place"
-
-
-def _esc(text: str) -> str:
-    """Text as jinja2's autoescape writes it."""
-    return str(escape(text))
 
 
 def _make(a: str, b: str, out: Path, replications: int = 3, horizon: int = 150) -> Path:
@@ -48,18 +46,6 @@ def _make(a: str, b: str, out: Path, replications: int = 3, horizon: int = 150) 
     return out
 
 
-def _first_heading(text: str) -> str:
-    match = re.search(r"<h1\b[^>]*>(.*?)</h1>", text, re.S)
-    assert match is not None
-    return match.group(1)
-
-
-def _write_procedure(folder: Path, name: str, body: str) -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(f"procedure: {name}\nextends: west-midlands-2014\n{body}", encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="session")
 def comparison_dir(tmp_path_factory):
     return _make(A, B, tmp_path_factory.mktemp("compare") / "icpc")
@@ -67,8 +53,7 @@ def comparison_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def report(comparison_dir):
-    path = build_compare_report(comparison_dir)
-    return path, path.read_text(encoding="utf-8")
+    return with_text(build_compare_report(comparison_dir))
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +65,7 @@ def comparison(comparison_dir, report):
 def evil_report(tmp_path_factory):
     """A comparison with a procedure whose title is a script tag."""
     base = tmp_path_factory.mktemp("evil")
-    proc = _write_procedure(base, "wm-evil", f'title: "{EVIL}"\ndescription: "{EVIL} & co"\n')
+    proc = write_procedure(base, "wm-evil", A, f'title: "{EVIL}"\ndescription: "{EVIL} & co"\n')
     out = _make(A, str(proc), base / "cmp", replications=2, horizon=100)
     return build_compare_report(out).read_text(encoding="utf-8")
 
@@ -89,8 +74,8 @@ def evil_report(tmp_path_factory):
 def broken_procedure(tmp_path_factory):
     """West Midlands with a plan that can close without recording a closure decision."""
     base = tmp_path_factory.mktemp("broken")
-    path = _write_procedure(base, "wm-broken",
-                            "transitions:\n  end_plan_child_in_need:\n    records: [plan_type]\n")
+    path = write_procedure(base, "wm-broken", A,
+                           "transitions:\n  end_plan_child_in_need:\n    records: [plan_type]\n")
     return load_procedure(path)
 
 
@@ -98,15 +83,15 @@ def broken_procedure(tmp_path_factory):
 def test_first_heading_answers_what_the_change_does(report, comparison):
     """The page's first heading is the B-vs-A sentence with the most important differences."""
     _, text = report
-    first = _first_heading(text)
+    first = first_heading(text)
     assert text.index("<h1") < text.index("<h2")
-    assert first == _esc(headline(comparison))
-    assert first.startswith(_esc(f"B ({B}) vs A ({A}): "))
+    assert first == escaped(headline(comparison))
+    assert first.startswith(escaped(f"B ({B}) vs A ({A}): "))
     flagged = sorted((d for d in comparison.diffs if d.significant), key=importance)
     assert flagged, "the 10-working-day conference must change something significantly"
     assert "differ significantly" in first
     procedures = (comparison.a.procedure, comparison.b.procedure)
-    assert _esc(describe_difference(flagged[0], procedures)) in first
+    assert escaped(describe_difference(flagged[0], procedures)) in first
     assert "icpc_held" in first
 
 
@@ -140,7 +125,7 @@ def test_structural_diff_shows_the_conference_deadline(report):
     table = table[:table.index("</table>")]
     row = next(r for r in table.split("<tr>") if "<code>icpc_held</code>" in r)
     assert "changed" in row and "deadline" in row
-    assert _esc("within: 15 working days → 10 working days") in row
+    assert escaped("within: 15 working days → 10 working days") in row
 
 
 def test_both_procedures_pass_their_checks(report):
@@ -189,15 +174,15 @@ def test_broken_verdict_leads_the_page(comparison, broken_procedure):
     assert "broken by the change" in section
     assert 'class="alert" id="check-summary"' in section
     for step in b_report.findings[0].path:
-        assert _esc(str(step)) in section
+        assert escaped(str(step)) in section
 
 
 # -- KPIs, figures, settings -----------------------------------------------------------------
 def test_every_kpi_is_in_the_table_with_its_difference(report, comparison):
     _, text = report
     for d in comparison.diffs:
-        assert f'title="{_esc(d.id)}"' in text, d.id
-        assert _esc(d.label) in text
+        assert f'title="{escaped(d.id)}"' in text, d.id
+        assert escaped(d.label) in text
     flagged = [d for d in comparison.diffs if d.significant]
     assert text.count('<tr class="sig"') == len(flagged)
     for heading in ("Deadlines", "Capacity", "Flow", "Plans"):
@@ -227,25 +212,14 @@ def test_settings_say_same_seed(report, comparison):
 def test_report_is_self_contained_and_atomic(comparison_dir, report):
     path, text = report
     assert path == comparison_dir / "report.html"
-    assert 'src="http' not in text and 'href="http' not in text
-    assert "<link" not in text and "<script" not in text and "url(" not in text
-    sources = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", text)
-    assert len(sources) == len(re.findall(r"<img\b", text)) == 2
+    sources = assert_self_contained(text)
+    assert len(sources) == 2
     assert all(src.startswith("data:image/png;base64,") for src in sources)
     assert [p.name for p in comparison_dir.rglob("*.tmp")] == []
 
 
 def test_figures_are_valid_pngs_embedded_and_not_blank(comparison_dir, report):
-    _, text = report
-    pngs = sorted((comparison_dir / "figures").glob("*.png"))
-    assert {p.stem for p in pngs} == {"compliance", "time-series"}
-    for png in pngs:
-        data = png.read_bytes()
-        assert data.startswith(PNG_SIGNATURE)
-        assert f"data:image/png;base64,{base64.b64encode(data).decode('ascii')}" in text
-        pixels = imread(png)
-        assert pixels.shape[0] > 300 and pixels.shape[1] > 600
-        assert float(np.var(pixels[..., :3])) > 0.0
+    assert_figures_embedded(comparison_dir, report[1], {"compliance", "time-series"})
 
 
 def test_figures_are_reproducible(comparison):
@@ -267,12 +241,20 @@ def test_titles_are_escaped(evil_report):
     """A procedure title holding a script tag is shown as text, never as markup."""
     assert EVIL not in evil_report
     assert "<script" not in evil_report
-    assert _esc(EVIL) in evil_report
-    assert _esc(f"{EVIL} & co") in evil_report
-    assert _first_heading(evil_report).startswith(_esc("B (wm-evil) vs A (west-midlands-2014)"))
+    assert escaped(EVIL) in evil_report
+    assert escaped(f"{EVIL} & co") in evil_report
+    assert first_heading(evil_report).startswith(escaped("B (wm-evil) vs A (west-midlands-2014)"))
 
 
 def test_not_a_comparison_folder(tmp_path):
     with pytest.raises(InputError, match="not a comparison folder"):
         build_compare_report(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_index_that_is_not_a_json_object_is_not_a_comparison_folder(tmp_path):
+    """A ``comparison.json`` holding a list is refused like a missing one, not half-read."""
+    (tmp_path / "comparison.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(InputError, match="not a comparison folder"):
+        build_compare_report(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["comparison.json"]

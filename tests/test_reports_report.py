@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from markupsafe import escape
-from matplotlib.image import imread
+from helpers import (
+    EVIL,
+    ROOT,
+    assert_figures_embedded,
+    assert_self_contained,
+    escaped,
+    evil_baseline,
+    run_into,
+    with_text,
+)
 
 from cpsim.cli import main
 from model.errors import InputError
@@ -25,48 +30,26 @@ from reports.report import build_report
 from simulations.results import read_results
 from simulations.stats import mean_ci
 
-ROOT = Path(__file__).resolve().parents[1]
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RUN_ARGS = ["--horizon-days", "120", "--warm-up-days", "30", "-r", "2", "-w", "1",
             "--no-report"]
-EVIL = "<script>alert(1)</script>"
 ALWAYS = ("compliance", "elapsed", "time-series", "flow", "postponements")
-
-
-def _esc(text: str) -> str:
-    """Text as jinja2's autoescape writes it."""
-    return str(escape(text))
-
-
-def _run(scenario: str, out: Path) -> None:
-    result = CliRunner().invoke(main, ["run", scenario, *RUN_ARGS, "--out", str(out)])
-    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture(scope="session")
 def results_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "baseline"
-    _run("baseline", out)
-    return out
+    return run_into(tmp_path_factory.mktemp("report") / "baseline", "baseline", *RUN_ARGS)
 
 
 @pytest.fixture(scope="session")
 def report(results_dir):
-    path = build_report(results_dir)
-    return path, path.read_text(encoding="utf-8")
+    return with_text(build_report(results_dir))
 
 
 @pytest.fixture(scope="session")
 def evil_report(tmp_path_factory):
     """A run of a copy of the baseline scenario whose title is a script tag."""
     base = tmp_path_factory.mktemp("evil")
-    text = (ROOT / "scenarios" / "baseline.yaml").read_text(encoding="utf-8")
-    text, count = re.subn(r"(?m)^title: .*$", f"title: {EVIL}", text)
-    assert count == 1
-    scenario = base / "baseline.yaml"  # the file name must match the `scenario:` key
-    scenario.write_text(text, encoding="utf-8")
-    out = base / "results"
-    _run(str(scenario), out)
+    out = run_into(base / "results", str(evil_baseline(base)), *RUN_ARGS)
     return build_report(out).read_text(encoding="utf-8")
 
 
@@ -81,34 +64,16 @@ def test_report_is_written_into_the_results_folder(results_dir, report):
 
 def test_report_is_self_contained(report):
     """No external fetch of any kind: every image is a data URI, no links, no scripts."""
+    assert len(assert_self_contained(report[1])) >= len(ALWAYS) + 1
+
+
+def test_every_figure_is_written_as_png_embedded_and_not_blank(results_dir, report):
+    """Each figure is a PNG in figures/ with visible content, the same bytes in the page."""
     _, text = report
-    assert 'src="http' not in text
-    assert "<link" not in text
-    assert "<script" not in text
-    assert "url(" not in text
-    sources = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", text)
-    assert len(sources) == len(re.findall(r"<img\b", text)) >= len(ALWAYS) + 1
-    assert all(src.startswith("data:image/") for src in sources)
-
-
-def test_every_figure_is_written_as_png_and_embedded(results_dir, report):
-    """Each figure is both a PNG in figures/ and the same bytes embedded in the page."""
-    _, text = report
-    pngs = sorted((results_dir / "figures").glob("*.png"))
-    assert {p.stem for p in pngs} == set(ALWAYS)  # baseline has no resolution region
-    for png in pngs:
-        data = png.read_bytes()
-        assert data.startswith(PNG_SIGNATURE), png
-        assert f"data:image/png;base64,{base64.b64encode(data).decode('ascii')}" in text
-        assert f'id="fig-{png.stem}"' in text
-
-
-def test_figures_are_not_blank(results_dir, report):
-    """Every PNG loads as an image with visible content (pixel variance above zero)."""
-    for png in sorted((results_dir / "figures").glob("*.png")):
-        pixels = imread(png)
-        assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 400, png
-        assert float(np.var(pixels[..., :3])) > 0.0, png
+    # baseline has no resolution region
+    assert_figures_embedded(results_dir, text, set(ALWAYS), smallest=(200, 400))
+    for name in ALWAYS:
+        assert f'id="fig-{name}"' in text
 
 
 def test_report_has_the_kpi_tables_the_seed_and_the_summary(results_dir, report):
@@ -116,9 +81,9 @@ def test_report_has_the_kpi_tables_the_seed_and_the_summary(results_dir, report)
     _, text = report
     results = read_results(results_dir)
     kpis = {k.id: k for k in results.kpis}
-    assert _esc(kpis["deadline:icpc_held:share_met"].label) in text
+    assert escaped(kpis["deadline:icpc_held:share_met"].label) in text
     for k in results.kpis:
-        assert _esc(k.label) in text, k.id
+        assert escaped(k.label) in text, k.id
     for heading in ("Deadlines", "Capacity", "Flow", "Plans"):
         assert f"<h3>{heading}</h3>" in text
     summary = text[text.index('id="summary"'):text.index("</p>", text.index('id="summary"'))]
@@ -134,7 +99,7 @@ def test_report_has_the_diagram_scenario_and_metadata(results_dir, report):
     results = read_results(results_dir)
     assert "data:image/svg+xml;base64," in text
     scenario_text = results.scenario.path.read_text(encoding="utf-8")
-    assert f"<pre>{_esc(scenario_text)}</pre>" in text
+    assert f"<pre>{escaped(scenario_text)}</pre>" in text
     assert results.metadata["scenario_sha256"] in text
     assert results.metadata["procedure_sha256"] in text
     assert results.metadata["versions"]["numpy"] in text
@@ -168,8 +133,8 @@ def test_changed_scenario_is_flagged(results_dir, tmp_path):
 def test_text_from_input_files_is_escaped(evil_report):
     """A scenario title holding a script tag is shown escaped, never as markup."""
     assert EVIL not in evil_report
-    assert _esc(EVIL) in evil_report
-    assert f"<h1>Simulation report: {_esc(EVIL)}</h1>" in evil_report
+    assert escaped(EVIL) in evil_report
+    assert f"<h1>Simulation report: {escaped(EVIL)}</h1>" in evil_report
 
 
 def test_rebuilding_gives_the_same_bytes(results_dir, report):
@@ -310,7 +275,22 @@ def test_every_page_is_rendered_by_one_environment_with_escaping_on():
     assert env is environment() and _environment() is env
     page = env.from_string('{% extends "base.html" %}{% block title %}{{ t }}{% endblock %}'
                            '{% block body %}<p>{{ t }}</p>{% endblock %}').render(t=EVIL)
-    assert EVIL not in page and page.count(_esc(EVIL)) == 2
+    assert EVIL not in page and page.count(escaped(EVIL)) == 2
+
+
+def test_shared_page_pieces_escape_and_say_when_the_scenario_is_unreadable():
+    """The macros the run, compare and sweep pages share: escaped rows, a note for no file."""
+    from reports.templating import environment
+
+    page = environment().from_string(
+        '{% from "_macros.html" import field_table, scenario_file %}'
+        "{{ field_table(rows) }}|{{ scenario_file(none) }}|{{ scenario_file(text) }}"
+    ).render(rows=[("k", EVIL)], text=EVIL)
+    table, missing, shown = page.split("|")
+    assert f"<td><code>k</code></td><td><code>{escaped(EVIL)}</code></td>" in table
+    assert missing == '<p class="note">The scenario file could not be read.</p>'
+    assert shown == f"<pre>{escaped(EVIL)}</pre>"
+    assert EVIL not in page
 
 
 def test_every_page_extends_the_shared_head():

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from markupsafe import escape
+from helpers import EVIL, PNG_SIGNATURE, escaped, evil_baseline, run_into
 from matplotlib.image import imread
 
 from cpsim.cli import main
@@ -37,11 +37,8 @@ from reports.story import (
 )
 from simulations.results import read_results
 
-ROOT = Path(__file__).resolve().parents[1]
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RUN_ARGS = ["-r", "1", "--horizon-days", "400", "--warm-up-days", "60", "-w", "1",
             "--no-report"]
-EVIL = "<script>alert(1)</script>"
 STEP_LINE = re.compile(r"^- \*\*(\w{3} \d{1,2} \w+ \d{4})\*\* (\d\d:\d\d) — ", re.M)
 VERDICT_LINE = re.compile(
     r"^  - (?:\*\*Missed\*\*|Met) \((?P<label>[^)]*)\): (?P<amount>[\d.]+) "
@@ -50,27 +47,18 @@ BREACH = re.compile(r"— (?P<over>[\d.]+) (?:working days?|days?|hours?|months?
                     r"(?P<limit>\d+)-(?:working-day|day|hour|month) limit \((?P<rules>[^)]+)\)")
 
 
-def _run(scenario: str, out: Path) -> None:
-    result = CliRunner().invoke(main, ["run", scenario, *RUN_ARGS, "--out", str(out)])
-    assert result.exit_code == 0, result.output
-
-
 def _story(*args: str):
     return CliRunner().invoke(main, ["story", *args])
 
 
 @pytest.fixture(scope="session")
 def baseline_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("story") / "baseline"
-    _run("baseline", out)
-    return out
+    return run_into(tmp_path_factory.mktemp("story") / "baseline", "baseline", *RUN_ARGS)
 
 
 @pytest.fixture(scope="session")
 def walsall_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("story") / "walsall"
-    _run("walsall", out)
-    return out
+    return run_into(tmp_path_factory.mktemp("story") / "walsall", "walsall", *RUN_ARGS)
 
 
 @pytest.fixture(scope="session")
@@ -192,26 +180,18 @@ def test_html_is_self_contained_and_its_figure_is_a_real_png(baseline_dir, breac
     red = (rgb[..., 0] > 0.7) & (rgb[..., 1] < 0.35) & (rgb[..., 2] < 0.35)
     assert red.sum() > 20, "breaches are drawn in red"
     for _, v in story.breaches:
-        assert str(escape(v.text)) in page
+        assert escaped(v.text) in page
 
 
 def test_html_escapes_text_from_the_inputs(tmp_path):
     """A scenario whose title is a script tag: the page shows it as text, never as markup."""
-    text = (ROOT / "scenarios" / "baseline.yaml").read_text(encoding="utf-8")
-    text, count = re.subn(r"(?m)^title: .*$", f"title: {EVIL}", text)
-    assert count == 1
-    scenario = tmp_path / "baseline.yaml"
-    scenario.write_text(text, encoding="utf-8")
-    out = tmp_path / "results"
-    result = CliRunner().invoke(main, ["run", str(scenario), "-r", "1", "--horizon-days", "150",
-                                       "--warm-up-days", "30", "-w", "1", "--no-report",
-                                       "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    out = run_into(tmp_path / "results", str(evil_baseline(tmp_path)), "-r", "1",
+                   "--horizon-days", "150", "--warm-up-days", "30", "-w", "1", "--no-report")
     told = _story(str(out), "--pick", "longest")
     assert told.exit_code == 0, told.output
     case = re.search(r"^# The story of case (\S+)$", told.stdout, re.M).group(1)
     page = (out / "stories" / f"story-{case}.html").read_text(encoding="utf-8")
-    assert EVIL not in page and str(escape(EVIL)) in page
+    assert EVIL not in page and escaped(EVIL) in page
     assert EVIL not in told.stdout  # the Markdown escapes it too
     assert r"\<script\>" in told.stdout
 

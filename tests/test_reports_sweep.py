@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import math
-import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from markupsafe import escape
-from matplotlib.image import imread
+from helpers import (
+    assert_figures_embedded,
+    assert_self_contained,
+    escaped,
+    first_heading,
+    with_text,
+)
 
 from model.errors import InputError
 from reports.sweep import (
@@ -27,19 +29,8 @@ from simulations.kpi import kpi_ids
 from simulations.results import load_sweep
 from simulations.runner import settings_for
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FTE = "staffing.social_workers.establishment_fte"
 REFERRALS = "demand.referrals_per_year"
-
-
-def _esc(text: str) -> str:
-    return str(escape(text))
-
-
-def _first_heading(text: str) -> str:
-    match = re.search(r"<h1\b[^>]*>(.*?)</h1>", text, re.S)
-    assert match is not None
-    return match.group(1)
 
 
 def _sweep(out: Path, varies: list[str], target: str | None) -> Path:
@@ -59,8 +50,7 @@ def target_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def target_report(target_dir):
-    path = build_sweep_report(target_dir)
-    return path, path.read_text(encoding="utf-8")
+    return with_text(build_sweep_report(target_dir))
 
 
 @pytest.fixture(scope="session")
@@ -79,13 +69,13 @@ def test_first_heading_is_the_answer(target_dir, target_report):
     s = load_sweep(target_dir)
     assert s.target is not None
     assert text.index("<h1") < text.index("<h2")
-    assert _first_heading(text) == _esc(s.sentence())
-    assert _first_heading(text).startswith(_esc(f"Smallest {FTE} meeting "))
+    assert first_heading(text) == escaped(s.sentence())
+    assert first_heading(text).startswith(escaped(f"Smallest {FTE} meeting "))
 
 
 def test_without_a_target_the_heading_describes_the_grid(plain_dir, plain_report):
     s = load_sweep(plain_dir)
-    assert _first_heading(plain_report) == _esc(s.sentence())
+    assert first_heading(plain_report) == escaped(s.sentence())
     assert s.sentence() == f"2 grid points of baseline over {FTE}."
     assert not (plain_dir / "figures" / "target.png").exists()
     assert (plain_dir / "figures" / "kpis.png").is_file()
@@ -105,7 +95,7 @@ def test_one_row_per_grid_point_with_the_chosen_value_marked(target_dir, target_
     for p, row in zip(s.points, rows, strict=True):
         b = target_bound(p, s.target, s.confidence)
         assert row.meets == {True: "yes", False: "no", None: "–"}[meets(b, s.target)]
-        assert f'title="{_esc(row.folder)}"' in table
+        assert f'title="{escaped(row.folder)}"' in table
 
 
 def test_answers_table_lists_every_setting(target_dir, target_report):
@@ -114,29 +104,18 @@ def test_answers_table_lists_every_setting(target_dir, target_report):
     answers = text[text.index('id="answers"'):]
     answers = answers[:answers.index("</table>")]
     for a in s.answers:
-        assert _esc(setting_label(a.others)) in answers
+        assert escaped(setting_label(a.others)) in answers
         assert (f"{a.value:g}" if a.value is not None else "none of the values tried") in answers
 
 
 def test_figures_are_valid_embedded_and_not_blank(target_dir, target_report):
-    _, text = target_report
-    pngs = sorted((target_dir / "figures").glob("*.png"))
-    assert {p.stem for p in pngs} == {"target", "kpis"}
-    for png in pngs:
-        data = png.read_bytes()
-        assert data.startswith(PNG_SIGNATURE)
-        assert f"data:image/png;base64,{base64.b64encode(data).decode('ascii')}" in text
-        pixels = imread(png)
-        assert pixels.shape[0] > 300 and pixels.shape[1] > 600
-        assert float(np.var(pixels[..., :3])) > 0.0
+    assert_figures_embedded(target_dir, target_report[1], {"target", "kpis"})
 
 
 def test_report_is_self_contained(target_report, plain_report):
     for text in (target_report[1], plain_report):
-        assert 'src="http' not in text and 'href="http' not in text
-        assert "<link" not in text and "<script" not in text and "url(" not in text
-        sources = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", text)
-        assert sources and len(sources) == len(re.findall(r"<img\b", text))
+        sources = assert_self_contained(text)
+        assert sources
         assert all(src.startswith("data:image/png;base64,") for src in sources)
 
 
@@ -147,8 +126,8 @@ def test_settings_and_metadata(target_dir, target_report):
     settings = settings[:settings.index("</table>")]
     assert f"{s.settings.seed} — the same at every grid point" in settings
     assert "120 days" in settings and "30 days" in settings
-    assert _esc(str(s.target)) in settings and "90%" in settings
-    assert _esc(s.scenario.path.read_text(encoding="utf-8")) in text
+    assert escaped(str(s.target)) in settings and "90%" in settings
+    assert escaped(s.scenario.path.read_text(encoding="utf-8")) in text
     assert [p.name for p in target_dir.rglob("*.tmp")] == []
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import write_procedure, write_scenario
 
 from cpsim.cli import main
 from model.errors import InputError
@@ -143,9 +144,8 @@ def test_every_shipped_procedure_has_a_shipped_scenario_that_runs_it():
 
 
 def test_a_meeting_named_in_by_meeting_must_be_a_trigger(tmp_path):
-    path = tmp_path / "meet.yaml"
-    path.write_text("scenario: meet\nextends: baseline\ntitle: t\nstaffing:\n"
-                    "  by_meeting:\n    review_open: {family_unavailable: 0.1}\n")
+    path = write_scenario(tmp_path, "staffing:\n  by_meeting:\n"
+                          "    review_open: {family_unavailable: 0.1}\n", "meet")
     with pytest.raises(InputError) as exc:
         load_scenario(path)
     found = str(exc.value)
@@ -154,12 +154,64 @@ def test_a_meeting_named_in_by_meeting_must_be_a_trigger(tmp_path):
 
 
 def test_a_choice_cannot_have_both_its_own_timing_and_an_early_share(tmp_path):
-    path = tmp_path / "both.yaml"
-    path.write_text(
-        "scenario: both\nextends: baseline\ntitle: t\nbehaviour:\n  icpc.preparation:\n"
+    path = write_scenario(
+        tmp_path, "behaviour:\n  icpc.preparation:\n"
         "    choose:\n      icpc_opens:\n        weight: 1\n"
         "        after: {fixed: 1, unit: days}\n"
-        "        early: {share: 0.1, after: {fixed: 1, unit: days}}\n")
+        "        early: {share: 0.1, after: {fixed: 1, unit: days}}\n", "both")
     with pytest.raises(InputError) as exc:
         load_scenario(path)
     assert "either after" in str(exc.value)
+
+
+# -- plan_state and history.returns_from come from the procedure's CIN-flat mapping ------------
+def variant(tmp_path: Path, cin_flat: str) -> Path:
+    """A West Midlands variant with ``cin_flat`` entries changed, and a baseline scenario on it."""
+    procedure = write_procedure(tmp_path, "wm-variant", "west-midlands-2014",
+                                f"title: Variant\ncin_flat:\n{cin_flat}")
+    return write_scenario(tmp_path, f"procedure: {procedure}\n", "on-variant")
+
+
+def test_plan_state_and_returns_from_default_to_the_states_the_mapping_enters(tmp_path):
+    """Nothing names a procedure's states in code: the mapping says which is the plan."""
+    baseline = load_scenario("baseline")
+    assert baseline.spec.plan_state == "cp_plan"
+    assert baseline.spec.demand.history is not None
+    assert baseline.spec.demand.history.returns_from == "closed"
+    sc = load_scenario(variant(tmp_path, "  cp_plan_start: {events: [{enter: cp_plan.active}]}\n"
+                                         "  closure: {events: [{enter: early_help}]}\n"))
+    assert sc.spec.plan_state == "cp_plan.active"
+    assert sc.spec.demand.history is not None
+    assert sc.spec.demand.history.returns_from == "early_help"
+
+
+def test_a_mapping_that_does_not_name_one_state_asks_for_the_field(tmp_path):
+    path = variant(tmp_path, "  cp_plan_start: {events: [{enter: cp_plan}, "
+                             "{enter: child_in_need}]}\n")
+    with pytest.raises(InputError) as exc:
+        load_scenario(path)
+    (problem,) = exc.value.problems
+    assert problem.file == str(path) and problem.field == "plan_state"
+    assert "cp_plan_start` entry enters 2 states (cp_plan, child_in_need), not one" in str(
+        problem)
+    path.write_text(path.read_text() + "plan_state: cp_plan\n")
+    assert load_scenario(path).spec.plan_state == "cp_plan"
+
+
+def test_a_procedure_without_a_mapping_needs_both_fields_set(tmp_path):
+    """Wigan's procedure maps no CIN-flat types: its scenario must name its plan state."""
+    text = (SCENARIO_DIR / "wigan.yaml").read_text().replace("scenario: wigan", "scenario: w")
+    assert "\nplan_state: plan_in_progress" in text
+    path = tmp_path / "w.yaml"
+    path.write_text(text.replace("\nplan_state: plan_in_progress", "\n").replace(
+        "\ndemand:\n", "\ndemand:\n  history: {plan_share: 0.1, basis: test}\n"))
+    with pytest.raises(InputError) as exc:
+        load_scenario(path)
+    found = {p.field: str(p) for p in exc.value.problems}
+    assert set(found) == {"plan_state", "demand.history.returns_from"}
+    assert all(str(path) in text and "procedure wigan-2008-change-meetings declares no "
+               "CIN-flat mapping" in text for text in found.values())
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "plan_state: is not set" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
