@@ -11,10 +11,11 @@ imported only inside what runs, so importing this module loads no SimPy.
 from __future__ import annotations
 
 import sys
+import time
 from functools import wraps
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -28,13 +29,27 @@ class Progress:
     :meth:`days`, :meth:`done` and :meth:`note` are the runners' progress callbacks.
     """
 
-    def __init__(self, jobs: int, horizon_days: float, desc: str) -> None:
-        """Start a bar for ``jobs`` jobs of ``horizon_days`` simulated days each."""
+    def __init__(self, jobs: int, horizon_days: float, desc: str,
+                 stream: TextIO | None = None) -> None:
+        """Start a bar for ``jobs`` jobs of ``horizon_days`` simulated days each.
+
+        On a terminal the bar redraws in place. Anywhere else (a pipe, ``| tee log``, a CI
+        log) a redrawn bar would write thousands of carriage-return updates, so instead one
+        plain line is written per finished job, or per tenth of the jobs when there are
+        more than ten.
+        """
         from tqdm import tqdm
 
+        self.stream = stream if stream is not None else sys.stderr
         self.horizon = float(horizon_days)
-        self.bar = tqdm(total=jobs * self.horizon, unit="sim-day", desc=desc, file=sys.stderr,
-                        dynamic_ncols=True)
+        self.jobs = jobs
+        self.desc = desc
+        self.finished: set[object] = set()
+        self.lines_at = _line_marks(jobs)
+        self.started = time.monotonic()
+        self.bar = tqdm(total=jobs * self.horizon, unit="sim-day", desc=desc,
+                        file=self.stream, dynamic_ncols=True,
+                        disable=not _is_terminal(self.stream))
         self.reached: dict[object, float] = {}
         self.reused = 0
 
@@ -59,6 +74,15 @@ class Progress:
         """Job ``key`` is finished (or was found stored: ``reused``)."""
         self.days(key, self.horizon)
         self.reused += reused
+        if key in self.finished:
+            return
+        self.finished.add(key)
+        if self.bar.disable and len(self.finished) in self.lines_at:
+            elapsed = time.monotonic() - self.started
+            n = len(self.finished)
+            print(f"{self.desc}: {n}/{self.jobs} jobs finished "
+                  f"({100 * n // max(self.jobs, 1)}%, {elapsed:.0f} s)",
+                  file=self.stream, flush=True)
 
     def close(self) -> None:
         """Finish the bar."""
@@ -66,12 +90,34 @@ class Progress:
 
     def note(self, text: str) -> None:
         """Say something on stderr above the bar (a stored replication run again, say)."""
-        self.bar.write(text, file=sys.stderr)
+        self.bar.write(text, file=self.stream)
 
     def say_reused(self) -> None:
         """Say how many stored replications were reused, if any (after the bar is closed)."""
         if self.reused:
             click.echo(f"reused {self.reused} stored replications")
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _line_marks(jobs: int) -> frozenset[int]:
+    """After how many finished jobs a plain progress line is written: each, or each tenth.
+
+    >>> sorted(_line_marks(3))
+    [1, 2, 3]
+    >>> sorted(_line_marks(100))
+    [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    >>> sorted(_line_marks(15))
+    [2, 3, 5, 6, 8, 9, 11, 12, 14, 15]
+    """
+    if jobs <= 10:
+        return frozenset(range(1, jobs + 1))
+    return frozenset(-(-jobs * k // 10) for k in range(1, 11))
 
 
 class Terminated(KeyboardInterrupt):

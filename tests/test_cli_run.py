@@ -75,3 +75,38 @@ def test_ctrl_c_keeps_every_finished_replication(tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"reused {len(kept)} stored" in again.stdout
     assert len(list((out / "replications").glob("rep-*.json"))) == 4
+
+
+def test_progress_off_a_terminal_is_a_line_per_tenth_of_the_jobs_not_a_redrawn_bar():
+    """Piped or logged output (`| tee log`, CI) gets plain lines, never carriage returns."""
+    import io
+
+    from cpsim.running import Progress
+
+    stream = io.StringIO()
+    with Progress(100, 30, "baseline", stream=stream) as bar:
+        for job in range(100):
+            for day in range(0, 31, 3):
+                bar.days(job, day)
+            bar.done(job, reused=False)
+        bar.done(99, reused=False)  # a job reported twice is counted once
+    text = stream.getvalue()
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert len(lines) == 10
+    assert lines[0].startswith("baseline: 10/100 jobs finished (10%")
+    assert lines[-1].startswith("baseline: 100/100 jobs finished (100%")
+
+
+def test_a_piped_run_writes_one_progress_line_per_replication(tmp_path):
+    out = tmp_path / "piped"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cpsim", "run", "baseline", "--horizon-days", "40",
+         "--replications", "2", "--workers", "1", "--no-report", "--no-event-log",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if "jobs finished" in line]
+    assert [line.split(" (")[0] for line in progress] == [
+        "baseline: 1/2 jobs finished", "baseline: 2/2 jobs finished"]
