@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/cpsim run scenarios/baseline.yaml --out $(OUT)/baseline --force
 	@echo "Diagrams in $(OUT)/; baseline report: $(OUT)/baseline/report.html"
 
-## bench: national year, engine overhead against bare SimPy, parallel speed-up.
+## bench: national year, engine rate against the reference loop and bare SimPy, speed-up.
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 

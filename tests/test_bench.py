@@ -1,0 +1,28 @@
+"""The bench's reference loop (bench/reference.py) does what it claims, so its ratio means something."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from reference import dict_table, reference_loop  # noqa: E402
+
+from model.graph import build_graph  # noqa: E402
+from model.loader import load_procedure  # noqa: E402
+
+
+def test_the_dict_table_holds_every_move_of_the_configuration_graph():
+    procedure = load_procedure("west-midlands-2014")
+    moves, start, ends = dict_table(procedure)
+    graph = build_graph(procedure)
+    assert sum(len(m) for m in moves.values()) == graph.graph.number_of_edges()
+    assert len(moves) == graph.graph.number_of_nodes()
+    assert start in moves and ends and ends <= set(moves)
+
+
+def test_the_reference_loop_fires_at_least_the_transitions_asked_for():
+    seconds, fired = reference_loop(load_procedure("west-midlands-2014"), 5000)
+    assert 5000 <= fired < 5000 + 1000
+    assert seconds > 0
