@@ -385,15 +385,16 @@ def build_report(out: Path, target: float = 0.95) -> Path:
     return write_report(out, figures, html)
 
 
-def write_report(out: Path, figures: Sequence[ReportFigure], html: str) -> Path:
-    """Write ``figures/*.png`` and then ``report.html`` into ``out``; the page's path.
+def write_report(out: Path, figures: Sequence[ReportFigure], html: str,
+                 page: str = "report.html") -> Path:
+    """Write ``figures/*.png`` and then the page (``report.html``) into ``out``; its path.
 
     Each file is written atomically, and only once the caller has drawn and rendered
-    everything, so a report that fails leaves the previous one whole (the run, comparison
-    and sweep reports all end here).
+    everything, so a report that fails leaves the previous one whole (the run, comparison,
+    sweep and validation reports all end here).
     """
     for figure in figures:
         write_bytes_atomic(out / "figures" / f"{figure.name}.png", figure.png)
-    path = out / "report.html"
+    path = out / page
     write_bytes_atomic(path, html.encode("utf-8"))
     return path

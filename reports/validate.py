@@ -15,7 +15,7 @@ import numpy as np
 
 from model.atomic import write_bytes_atomic
 from reports import figures as fg
-from reports.report import ReportFigure
+from reports.report import ReportFigure, write_report
 from reports.templating import environment
 from simulations.validate import (
     BANDS,
@@ -100,9 +100,5 @@ def write_validation(v: Validation, out: Path, steady: Sequence[str] = ()) -> Pa
     """Write ``validation.csv``, ``validation.html`` and its figures into ``out``."""
     figures = validation_figures(v)
     page = render_validation(v, figures, steady)
-    for f in figures:
-        write_bytes_atomic(out / "figures" / f"{f.name}.png", f.png)
     write_bytes_atomic(out / "validation.csv", validation_csv(v).encode("utf-8"))
-    target = out / "validation.html"
-    write_bytes_atomic(target, page.encode("utf-8"))
-    return target
+    return write_report(out, figures, page, "validation.html")

@@ -33,8 +33,9 @@ from model.guards import evaluate
 from model.spec import CIN_EVENT_TYPES, EventRef, Procedure, Transition
 from model.timescales import CALENDAR_FIRST, CALENDAR_LAST
 from simulations.casedata import CIN_COLUMNS, CinMapping, Pseudonymiser, cin_mapping
-from simulations.engine import History, RunRecord
+from simulations.engine import History
 from simulations.kpi import Kpi, compute_kpis
+from simulations.record import RunRecord
 from simulations.table import TableMachine
 
 DataFormat = Literal["cin-flat", "csv", "xes"]

@@ -23,6 +23,8 @@ DIST_KINDS: tuple[DistKind, ...] = (
 )
 TimeUnit = Literal["hours", "working_hours", "days", "working_days"]
 TIME_UNITS: tuple[TimeUnit, ...] = ("hours", "working_hours", "days", "working_days")
+HOURS_PER_YEAR = 365.25 * 24.0
+"""An average year in simulation hours (rates per year become rates per hour)."""
 
 _Z90 = 1.2815515655446004
 """The standard normal's 90th percentile: a lognormal's p90 is median * exp(1.2816 sigma)."""

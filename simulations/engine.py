@@ -9,17 +9,18 @@ social worker's absence holds up their cases, conferences need a chair's and a
 minute-taker's diary slot on a working day, and manager responses queue for managers.
 When a conference cannot be held in time, the chair's postponement decision is fired on the
 machine (so it is recorded as the procedure requires) and the breach is counted.
+
+The staff (the conference diary and the social workers) are in :mod:`simulations.staff`,
+the compiled behaviour tables in :mod:`simulations.behaviour`, and what a replication
+measures (:class:`simulations.record.RunRecord`) beside its stored form.
 """
 
 from __future__ import annotations
 
-import bisect
 import gc
-import hashlib
-import heapq
 import itertools
 import math
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,22 +30,17 @@ import simpy
 
 from model.calendar import WorkingCalendar
 from model.compiler import Case, FireResult, Option, Step
-from model.graph import Config, active_states, is_terminal, possible_events
+from model.graph import ActiveStates, Config, is_terminal, possible_events
 from model.guards import evaluate
 from model.spec import Deadline, Procedure, Transition
 from model.types import SimHours, StateId, TriggerId
-from simulations.distributions import Dist, TimeUnit, advance
+from simulations.behaviour import Behaviour, compile_behaviour
+from simulations.distributions import HOURS_PER_YEAR, Dist, TimeUnit, advance
 from simulations.observers import NullObserver, Observer
-from simulations.scenario import (
-    BehaviourSpec,
-    ChoiceSpec,
-    DistSpec,
-    MeetingSpec,
-    Scenario,
-    TurnoverSpec,
-)
+from simulations.record import RunRecord
+from simulations.scenario import DistSpec, MeetingSpec, Scenario
+from simulations.staff import Diary, Workers
 
-HOURS_PER_YEAR = 365.25 * 24.0
 STREAMS = ("arrivals", "facts", "behaviour", "timing", "agencies", "staff", "family",
            "history")
 """Named random streams inside a replication, each from its own SeedSequence child."""
@@ -97,77 +93,6 @@ def replication_streams(root_seed: int, replication: int) -> dict[str, np.random
             np.random.SeedSequence(root_seed, spawn_key=(replication, k)))
         for k, name in enumerate(STREAMS)
     }
-
-
-# -- compiled behaviour ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Table:
-    triggers: tuple[TriggerId, ...]
-    cumulative: tuple[float, ...]
-    afters: tuple[Dist | None, ...]
-    early: tuple[tuple[float, Dist] | None, ...] = ()
-    """Per branch: (share, timing) of the times it comes earlier than the state's timing."""
-
-
-@dataclass(frozen=True)
-class _Behaviour:
-    state: StateId
-    tables: tuple[_Table, ...]
-    by_visit: bool
-    history_table: _Table | None
-    chance: float
-    history_chance: float
-    after: Dist | None
-    aim_deadlines: tuple[str, ...]
-    aim_at: float | Dist | None
-    meeting_for_lead: TriggerId | None
-    lead: Dist | None
-    postpone: TriggerId | None
-
-
-def _table(choices: dict[str, float] | dict[str, float | ChoiceSpec]) -> _Table:
-    triggers: list[str] = []
-    weights: list[float] = []
-    afters: list[Dist | None] = []
-    early: list[tuple[float, Dist] | None] = []
-    for trig, value in choices.items():
-        triggers.append(trig)
-        if isinstance(value, ChoiceSpec):
-            weights.append(value.weight)
-            afters.append(value.after.build() if value.after else None)
-            early.append((value.early.share, value.early.after.build())
-                         if value.early is not None else None)
-        else:
-            weights.append(float(value))
-            afters.append(None)
-            early.append(None)
-    total = sum(weights) or 1.0
-    cumulative = tuple(itertools.accumulate(w / total for w in weights))
-    return _Table(tuple(triggers), cumulative, tuple(afters),
-                  tuple(early) if any(e is not None for e in early) else ())
-
-
-def _compile_behaviour(sid: StateId, b: BehaviourSpec) -> _Behaviour:
-    tables = ((_table(b.choose),) if b.choose is not None
-              else tuple(_table(t) for t in b.choose_by_visit or []))
-    aim_at: float | Dist | None = None
-    if b.aim is not None:
-        aim_at = b.aim.at.build() if isinstance(b.aim.at, DistSpec) else b.aim.at
-    return _Behaviour(
-        state=sid,
-        tables=tables,
-        by_visit=b.choose_by_visit is not None,
-        history_table=(_table(b.choose_if_previous_plan)
-                       if b.choose_if_previous_plan is not None else None),
-        chance=b.chance,
-        history_chance=b.chance_for(had_plan=True),
-        after=b.after.build() if b.after else None,
-        aim_deadlines=tuple(b.aim.deadlines) if b.aim else (),
-        aim_at=aim_at,
-        meeting_for_lead=b.before_meeting.trigger if b.before_meeting else None,
-        lead=b.before_meeting.lead.build() if b.before_meeting else None,
-        postpone=b.postpone,
-    )
 
 
 def _hours(dist_unit: str, amount: float) -> float:
@@ -225,451 +150,6 @@ class _Live:
     """A step came early (a review brought forward): aims wait until the next meeting sits."""
 
 
-# -- resources -------------------------------------------------------------------------------
-class Diary:
-    """Conference slots on working days for chairs and minute-takers together.
-
-    A conference needs one chair slot and one minute-taker slot on the same working day.
-    Slots are numbered in the day; the n-th meeting of a day starts at the start of working
-    hours plus ``(n // parallel) * meeting_hours``.
-    """
-
-    def __init__(self, calendar: WorkingCalendar, chairs: int, chair_slots: int,
-                 minute_takers: int, minute_slots: int, meeting_hours: float) -> None:
-        """Set the daily capacities."""
-        self.calendar = calendar
-        self.chair_capacity = chairs * chair_slots
-        self.minute_capacity = minute_takers * minute_slots
-        self.capacity = min(self.chair_capacity, self.minute_capacity)
-        self.parallel = max(1, min(chairs, minute_takers))
-        self.meeting_hours = meeting_hours
-        self.booked: Counter[int] = Counter()
-        self.held: Counter[int] = Counter()
-
-    def book(self, target: SimHours, now: SimHours) -> tuple[int, SimHours]:
-        """The first free slot on a working day at or after ``target``'s date, not before now.
-
-        Returns:
-            The day index and the slot's start time (sim hours).
-        """
-        day = max(self.calendar.day_of(max(target, now)), 0)
-        while True:
-            if self.calendar.is_working(day):
-                n = self.booked[day]
-                if n < self.capacity:
-                    start = (day * 24.0 + self.calendar.day_starts
-                             + (n // self.parallel) * self.meeting_hours)
-                    if start >= now:
-                        self.booked[day] += 1
-                        return day, start
-            day += 1
-
-    def cancel(self, day: int) -> None:
-        """Free a slot that will not be used."""
-        if self.booked[day] > 0:
-            self.booked[day] -= 1
-
-    def hold(self, day: int) -> None:
-        """Count a meeting that took place (for utilisation)."""
-        self.held[day] += 1
-
-
-class Workers:
-    """Case-holding social workers in teams: allocation up to a cap, absence and turnover.
-
-    Posts are dealt to teams in turn, and each case belongs to one team (its area): it is
-    allocated to the least-loaded worker of that team below their cap, or joins the team's
-    first-come queue, however much room other teams have. A case keeps its team for life (the
-    team is a keyed hash of the case id, with a key drawn once per replication, so nothing is
-    stored per case and no draw is made without teams). Absence (leave and sickness)
-    alternates with presence per post; while a worker is away, their cases' social-work steps
-    wait for their return.
-
-    Posts may differ in FTE and cap (part-timers, newly qualified workers): a team's
-    workers are compared by load relative to their own cap, so a part-timer at 0.6 FTE with
-    a cap of 13 holds about 0.6 of a full-timer's cases. Posts are dealt to the team with
-    the least FTE so far (in turn when all are full-time), so teams are staffed alike. With
-    ``demand_spread`` the teams' areas get unequal shares of the cases: gamma weights with
-    that coefficient of variation, drawn once per replication, replace equal shares.
-
-    With turnover, the worker in each post leaves after exponential times (a worker who is
-    away leaves on return). Their cases lose their worker and wait, exactly like unallocated
-    cases, until a manager hands them on ``reallocation_delay`` later; they are then
-    allocated in their team or queue for it, and their wait for allocation counts from the
-    moment their worker left. The post stands vacant (its vacancy or agency gap) until a
-    new worker starts in it with no cases. Without teams and turnover this is a single
-    authority-wide pool whose posts stay filled, drawing nothing beyond absence.
-    """
-
-    def __init__(self, env: simpy.Environment, count: int, cap: int, absence_rate: float,
-                 spell_days: float, rng: np.random.Generator, *, teams: int = 1,
-                 turnover: TurnoverSpec | None = None,
-                 calendar: WorkingCalendar | None = None, record: RunRecord | None = None,
-                 count_from: SimHours = 0.0, fte: Sequence[float] | None = None,
-                 caps: Sequence[int] | None = None, demand_spread: float = 0.0) -> None:
-        """Create ``count`` workers in ``teams`` teams and start their processes.
-
-        ``record`` receives the leavers and re-allocations from ``count_from`` on (the end
-        of the warm-up); ``calendar`` times turnover's working-day delays. ``fte`` and
-        ``caps`` give each post its FTE and caseload cap (default: 1 and ``cap``);
-        ``demand_spread`` is the coefficient of variation of the areas' shares of cases.
-        """
-        self.env = env
-        self.cap = cap
-        self.caps = [cap] * count if caps is None else list(caps)
-        self.fte = [1.0] * count if fte is None else list(fte)
-        assert len(self.caps) == count and len(self.fte) == count
-        self.load = [0] * count
-        self.present = [True] * count
-        self.back: list[simpy.Event | None] = [None] * count
-        self.filled = [True] * count
-        self.teams = teams
-        self.team_of_post = self._deal(self.fte, teams)
-        self.cases: list[dict[_Live, None]] = [{} for _ in range(count)]
-        self._heaps: list[list[tuple[float, int]]] = [[] for _ in range(teams)]
-        for i, t in enumerate(self.team_of_post):
-            self._heaps[t].append((0.0, i))  # in post order: already a heap
-        self.queues: list[deque[_Live]] = [deque() for _ in range(teams)]
-        self.handover: dict[_Live, None] = {}
-        """Cases whose worker left, not yet handed on (insertion-ordered)."""
-        self.waits: list[float] = []
-        self.record = record
-        self.count_from = count_from
-        # child streams of the staff stream: spawning draws nothing from it, so absence
-        # draws are the same whether or not teams, turnover and unequal areas are configured
-        # (and a child added at the end leaves the earlier children as they were)
-        team_rng, turnover_rng, area_rng = rng.spawn(3)
-        self._key = team_rng.bytes(16) if teams > 1 else b""
-        self._bounds: list[float] | None = None
-        """Upper ends of the areas' cumulative shares, when these are unequal."""
-        if teams > 1 and demand_spread > 0:
-            shape = 1.0 / demand_spread ** 2
-            weights = area_rng.gamma(shape, 1.0, size=teams)
-            self._bounds = [float(b) for b in np.cumsum(weights / weights.sum())]
-        if absence_rate > 0:
-            for i in range(count):
-                env.process(self._absence(i, absence_rate, spell_days, rng))
-        if turnover is not None:
-            assert calendar is not None, "turnover needs the working-day calendar"
-            self.calendar = calendar
-            self._handover_delay = turnover.reallocation_delay.build()
-            self._vacancy_gap = turnover.vacancy_gap.build()
-            self._agency_gap = turnover.agency_gap.build()
-            self._agency_cover = turnover.agency_cover
-            stay = HOURS_PER_YEAR / turnover.rate_per_year
-            for i in range(count):
-                env.process(self._turnover(i, stay, turnover_rng))
-
-    def _absence(self, i: int, rate: float, spell_days: float,
-                 rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
-        away_mean = spell_days * 24.0
-        here_mean = away_mean * (1.0 - rate) / rate
-        if rng.random() < rate:
-            self.present[i] = False
-            self.back[i] = self.env.event()
-            yield self.env.timeout(rng.exponential(away_mean))
-            self._return(i)
-        while True:
-            yield self.env.timeout(rng.exponential(here_mean))
-            self.present[i] = False
-            self.back[i] = self.env.event()
-            yield self.env.timeout(rng.exponential(away_mean))
-            self._return(i)
-
-    def _return(self, i: int) -> None:
-        self.present[i] = True
-        event = self.back[i]
-        self.back[i] = None
-        if event is not None:
-            event.succeed()
-
-    @staticmethod
-    def _deal(fte: Sequence[float], teams: int) -> list[int]:
-        """Each post's team: the team with the least FTE so far (the first on ties)."""
-        dealt = [(0.0, t) for t in range(teams)]
-        out = []
-        for f in fte:
-            have, t = heapq.heappop(dealt)
-            out.append(t)
-            heapq.heappush(dealt, (have + f, t))
-        return out
-
-    def team(self, live: _Live) -> int:
-        """The case's team: the same on every (re-)allocation of the case."""
-        if self.teams == 1:
-            return 0
-        digest = hashlib.blake2b(live.case.case_id.encode(), key=self._key,
-                                 digest_size=8).digest()
-        if self._bounds is None:
-            return int.from_bytes(digest, "big") % self.teams
-        u = int.from_bytes(digest, "big") / 2.0 ** 64
-        return min(bisect.bisect_right(self._bounds, u), self.teams - 1)
-
-    def _rank(self, i: int) -> float:
-        """Worker ``i``'s load as a share of their own cap: who is allocated next."""
-        return self.load[i] / self.caps[i]
-
-    def caseloads(self) -> list[int]:
-        """Caseloads of the filled posts only (a vacant post is not a worker with no cases).
-
-        Per person, whatever their FTE (as a caseload survey counts them). A single 0 when
-        every post is vacant.
-        """
-        return [n for n, f in zip(self.load, self.filled, strict=True) if f] or [0]
-
-    def absent(self) -> int:
-        """Workers in post who are away (a vacant post is not counted)."""
-        return sum(f and not p for p, f in zip(self.present, self.filled, strict=True))
-
-    def unallocated(self) -> int:
-        """Cases without a worker: queued for their team, or waiting to be handed on."""
-        return sum(len(q) for q in self.queues) + len(self.handover)
-
-    def _take(self, team: int) -> int | None:
-        heap = self._heaps[team]
-        while heap:
-            rank, i = heap[0]
-            if rank != self._rank(i) or not self.filled[i]:
-                heapq.heappop(heap)
-                continue
-            if self.load[i] >= self.caps[i]:
-                return None  # the lowest share of its cap is full: so is everyone's
-            self.load[i] += 1
-            heapq.heapreplace(heap, (self._rank(i), i))
-            return i
-        return None
-
-    def request(self, live: _Live) -> None:
-        """Allocate a worker of the case's team now, or queue the case for that team."""
-        team = self.team(live)
-        i = self._take(team)
-        if i is not None:
-            live.worker = i
-            self.cases[i][live] = None
-            return
-        live.allocated = self.env.event()
-        live.queued_at = self.env.now
-        self.queues[team].append(live)
-
-    def release(self, live: _Live) -> None:
-        """Free the case's worker and allocate the next queued case of the team, if any.
-
-        A case without a worker leaves its team's queue, or the cases waiting to be handed
-        on, whichever it is in.
-        """
-        i = live.worker
-        if i is None:
-            if live in self.handover:
-                del self.handover[live]
-                live.queued_at = None
-                if live.allocated is not None and not live.allocated.callbacks:
-                    live.allocated = None  # no step waits: a later request starts afresh
-                return
-            queue = self.queues[self.team(live)]
-            if live in queue:
-                queue.remove(live)
-            return
-        live.worker = None
-        del self.cases[i][live]
-        self.load[i] -= 1
-        team = self.team_of_post[i]
-        heapq.heappush(self._heaps[team], (self._rank(i), i))
-        self._serve(team)
-
-    def _serve(self, team: int) -> None:
-        """Allocate the team's queued cases, first come first served, while it has room."""
-        queue = self.queues[team]
-        while queue:
-            j = self._take(team)
-            if j is None:
-                break
-            self._allocated(queue.popleft(), j)
-
-    def _allocated(self, live: _Live, i: int) -> None:
-        """Give a waiting case worker ``i``, note its wait and wake its steps."""
-        live.worker = i
-        self.cases[i][live] = None
-        if live.queued_at is not None:
-            self.waits.append(self.env.now - live.queued_at)
-        live.queued_at = None
-        event = live.allocated
-        live.allocated = None
-        if event is not None:
-            event.succeed()
-
-    def _counting(self) -> RunRecord | None:
-        return self.record if self.env.now >= self.count_from else None
-
-    def _after(self, dist: Dist, rng: np.random.Generator) -> float:
-        """Hours from now until a duration drawn from ``dist`` has passed."""
-        now = self.env.now
-        return advance(self.calendar, now, dist.sample(rng), dist.unit) - now
-
-    def _turnover(self, i: int, stay: float,
-                  rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
-        """Post ``i``: its worker leaves, the post stands vacant, a new worker starts."""
-        while True:
-            yield self.env.timeout(rng.exponential(stay))
-            while not self.present[i]:
-                back = self.back[i]
-                assert back is not None
-                yield back
-                # let the steps that waited for this return take their worker first
-                yield self.env.timeout(0)
-            self._leave(i, rng)
-            if rng.random() < self._agency_cover:
-                yield self.env.timeout(self._after(self._agency_gap, rng))
-            else:
-                yield self.env.timeout(self._after(self._vacancy_gap, rng))
-            self._start(i)
-
-    def _leave(self, i: int, rng: np.random.Generator) -> None:
-        """The worker in post ``i`` leaves: each of their cases waits to be handed on."""
-        self.filled[i] = False
-        cases = list(self.cases[i])
-        self.cases[i].clear()
-        self.load[i] = 0
-        record = self._counting()
-        if record is not None:
-            record.leavers += 1
-        for live in cases:
-            live.worker = None
-            live.allocated = self.env.event()
-            live.queued_at = self.env.now
-            self.handover[live] = None
-            self.env.process(self._hand_on(live, self._after(self._handover_delay, rng)))
-
-    def _hand_on(self, live: _Live, delay: float) -> Generator[simpy.Event, Any, None]:
-        """After ``delay``, allocate a leaver's case in its team, or queue it there."""
-        yield self.env.timeout(delay)
-        if live not in self.handover:
-            return  # the case closed, or left the stages that hold a worker, meanwhile
-        del self.handover[live]
-        record = self._counting()
-        if record is not None:
-            record.reallocations += 1
-        team = self.team(live)
-        i = self._take(team)
-        if i is None:
-            self.queues[team].append(live)
-        else:
-            self._allocated(live, i)
-
-    def _start(self, i: int) -> None:
-        """A new worker starts in post ``i`` with no cases (and present)."""
-        self.filled[i] = True
-        if not self.present[i]:
-            self._return(i)  # the absence spell drawn for the vacant post does not apply
-        team = self.team_of_post[i]
-        heapq.heappush(self._heaps[team], (0.0, i))
-        self._serve(team)
-
-
-# -- results ---------------------------------------------------------------------------------
-@dataclass
-class RunRecord:
-    """Raw measurements of one replication (plain data, no live objects).
-
-    ``deadlines`` maps a deadline id to counts (met, missed, cancelled, open_overdue,
-    open_not_due) and the elapsed values (in the deadline's own unit) of met and missed
-    clocks. ``series`` maps a time-series name to one value per sample day after the
-    warm-up. ``transient_days`` and ``transient`` hold a few stocks (``open_cases`` and, when
-    the plan state is a top-level stage, ``open_plans``) sampled at the same cadence from the
-    start of the run, warm-up included, so that the warm-up can be measured rather than assumed.
-    The caseload series are over filled posts only. ``leavers`` and ``reallocations`` count
-    social workers leaving and their cases handed on after the warm-up (0 without turnover).
-    """
-
-    replication: int
-    warm_up_hours: float
-    horizon_hours: float
-    deadlines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    entries: Counter[str] = field(default_factory=Counter)
-    triggers: Counter[str] = field(default_factory=Counter)
-    postponements: Counter[str] = field(default_factory=Counter)
-    plan_lengths_days: list[float] = field(default_factory=list)
-    repeat_plans: int = 0
-    plans_started: int = 0
-    plans_ended: int = 0
-    sample_days: list[int] = field(default_factory=list)
-    series: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    transient_days: list[int] = field(default_factory=list)
-    transient: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    allocation_waits_hours: list[float] = field(default_factory=list)
-    meetings_held: int = 0
-    meeting_capacity: int = 0
-    chair_capacity: int = 0
-    minute_capacity: int = 0
-    cases_created: int = 0
-    cases_finished: int = 0
-    open_by_state: Counter[str] = field(default_factory=Counter)
-    transitions: int = 0
-    agency_absences: Counter[str] = field(default_factory=Counter)
-    leavers: int = 0
-    reallocations: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain, JSON-ready data; raw elapsed times become quantiles and a histogram."""
-        deadlines = {}
-        for did, row in self.deadlines.items():
-            out = {k: v for k, v in row.items() if k != "elapsed"}
-            values = np.asarray(row["elapsed"], dtype=float)
-            out.update(_summary(values, _BIN_WIDTH.get(str(row["unit"]), 1.0)))
-            deadlines[did] = out
-        plan = _summary(np.asarray(self.plan_lengths_days, dtype=float), 30.0)
-        waits = np.asarray(self.allocation_waits_hours, dtype=float) / 24.0
-        return {
-            "replication": self.replication,
-            "warm_up_hours": self.warm_up_hours,
-            "horizon_hours": self.horizon_hours,
-            "deadlines": deadlines,
-            "entries": dict(sorted(self.entries.items())),
-            "triggers": dict(sorted(self.triggers.items())),
-            "postponements": dict(sorted(self.postponements.items())),
-            "plan_lengths_days": plan,
-            "repeat_plans": self.repeat_plans,
-            "plans_started": self.plans_started,
-            "plans_ended": self.plans_ended,
-            "sample_days": self.sample_days,
-            "series": {k: self.series[k] for k in sorted(self.series)},
-            "transient": {"days": self.transient_days,
-                          **{k: self.transient[k] for k in sorted(self.transient)}},
-            "allocation_waits_days": _summary(waits, 1.0),
-            "meetings_held": self.meetings_held,
-            "meeting_capacity": self.meeting_capacity,
-            "chair_capacity": self.chair_capacity,
-            "minute_capacity": self.minute_capacity,
-            "cases_created": self.cases_created,
-            "cases_finished": self.cases_finished,
-            "open_by_state": dict(sorted(self.open_by_state.items())),
-            "transitions": self.transitions,
-            "agency_absences": dict(sorted(self.agency_absences.items())),
-            "leavers": self.leavers,
-            "reallocations": self.reallocations,
-        }
-
-
-_BIN_WIDTH = {"hours": 1.0, "days": 1.0, "working_days": 1.0, "months": 0.25}
-
-
-def _summary(values: np.ndarray[Any, Any], width: float) -> dict[str, Any]:
-    """Count, mean, median, 90th percentile and a fixed-width histogram from 0."""
-    if values.size == 0:
-        return {"n": 0, "mean": None, "median": None, "p90": None,
-                "hist_width": width, "hist": []}
-    top = max(math.floor(float(values.max()) / width) + 1, 1)
-    counts = np.bincount(np.clip(np.floor(values / width), 0, None).astype(int),
-                         minlength=top)
-    return {
-        "n": int(values.size),
-        "mean": float(values.mean()),
-        "median": float(np.median(values)),
-        "p90": float(np.percentile(values, 90)),
-        "hist_width": width,
-        "hist": [int(c) for c in counts],
-    }
-
-
 # -- engine ----------------------------------------------------------------------------------
 class Engine:
     """One replication of a scenario.
@@ -714,7 +194,7 @@ class Engine:
                 "elapsed": [], "unit": limit.unit, "limit": limit.value,
                 "kind": "within" if d.within else "at_least",
             }
-        self.behaviour = {sid: _compile_behaviour(sid, b) for sid, b in spec.behaviour.items()}
+        self.behaviour = {sid: compile_behaviour(sid, b) for sid, b in spec.behaviour.items()}
         self.tasks = {t: (ts.aim.build() if isinstance(ts.aim, DistSpec) else ts.aim,
                           ts.after.build() if ts.after else None)
                       for t, ts in spec.tasks.items()}
@@ -755,7 +235,7 @@ class Engine:
         self.live: dict[str, _Live] = {}
         self._order = itertools.count()
         self._numbers = itertools.count(1)
-        self._active_cache: dict[Config, frozenset[StateId]] = {}
+        self._active = ActiveStates(self.procedure)
         self._behaving_cache: dict[Config, tuple[StateId, ...]] = {}
         self._holding_cache: dict[Config, bool] = {}
         self._offered_cache: dict[Config, frozenset[TriggerId]] = {}
@@ -773,13 +253,6 @@ class Engine:
             else frozenset())
 
     # -- small cached views of a configuration ---------------------------------------------
-    def _active(self, config: Config) -> frozenset[StateId]:
-        found = self._active_cache.get(config)
-        if found is None:
-            found = active_states(self.procedure, config)
-            self._active_cache[config] = found
-        return found
-
     def _behaving(self, config: Config) -> tuple[StateId, ...]:
         """Active states with a behaviour, outermost first, main flow then regions."""
         found = self._behaving_cache.get(config)
@@ -1001,7 +474,7 @@ class Engine:
                 live.declined[sid] = usable
                 continue
             live.declined.pop(sid, None)
-            trigger, after = self._choose(table, usable, rng)
+            trigger, after = table.choose(usable, rng)
             if table.early and after is None:
                 # Some of these come early on their own timing (a review brought forward);
                 # the draw is on the timing stream, and only where a scenario asks for it.
@@ -1011,30 +484,6 @@ class Engine:
                     live.hurried = True
             self._plan_step(live, b, trigger, after)
 
-    def _choose(self, table: _Table, usable: frozenset[TriggerId],
-                rng: np.random.Generator) -> tuple[TriggerId, Dist | None]:
-        if len(usable) == len(table.triggers):
-            i = bisect.bisect_right(table.cumulative, rng.random() * table.cumulative[-1])
-            i = min(i, len(table.triggers) - 1)
-            return table.triggers[i], table.afters[i]
-        weights = []
-        previous = 0.0
-        for trig, cum in zip(table.triggers, table.cumulative, strict=True):
-            weights.append((cum - previous) if trig in usable else 0.0)
-            previous = cum
-        total = sum(weights)
-        if total <= 0:
-            choices = [i for i, t in enumerate(table.triggers) if t in usable]
-            i = choices[int(rng.integers(len(choices)))]
-        else:
-            x = rng.random() * total
-            i = 0
-            acc = weights[0]
-            while acc <= x and i < len(weights) - 1:
-                i += 1
-                acc += weights[i]
-        return table.triggers[i], table.afters[i]
-
     def _fraction(self, at: float | Dist | None) -> float:
         if at is None:
             return 0.8
@@ -1042,7 +491,7 @@ class Engine:
             return at.sample(self.rng["timing"])
         return at
 
-    def _plan_step(self, live: _Live, b: _Behaviour, trigger: TriggerId,
+    def _plan_step(self, live: _Live, b: Behaviour, trigger: TriggerId,
                    after: Dist | None) -> None:
         now = self.env.now
         rng = self.rng["timing"]
@@ -1133,7 +582,7 @@ class Engine:
                if (c := live.case.clocks.get(d.id)) is not None and c.due is not None]
         return start, bool(due) and start > min(due)
 
-    def _before_meeting(self, live: _Live, b: _Behaviour, trigger: TriggerId) -> float | None:
+    def _before_meeting(self, live: _Live, b: Behaviour, trigger: TriggerId) -> float | None:
         assert b.meeting_for_lead is not None and b.lead is not None
         return live.bookings[b.meeting_for_lead][1] - self._lead(live, trigger,
                                                                 b.meeting_for_lead, b.lead)

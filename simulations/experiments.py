@@ -53,8 +53,8 @@ from simulations.scenario import (
     SCENARIO_DIR,
     Scenario,
     available_scenarios,
+    field_value,
     load_scenario,
-    split_path,
 )
 from simulations.stats import half_width
 
@@ -225,25 +225,11 @@ def parse_vary(text: str, scenario: Scenario) -> Vary:
         raise InputError([Problem("--vary", None, path, "values must be numbers: a list "
                                   "(3000,4100,5000) or a range (30..60:5)",
                                   values_text)]) from None
-    current = _field(scenario.spec, path)
+    current = field_value(scenario.spec, path)
     if current is None or isinstance(current, bool) or not isinstance(current, int | float):
         raise InputError([Problem("--vary", None, path, "not a numeric field of the "
                                   "scenario", path, _closest_field(scenario, path))])
     return Vary(path, tuple(float(v) if isinstance(current, float) else v for v in values))
-
-
-def _field(obj: Any, path: str) -> Any:
-    parts = split_path(path)
-    if parts is None:
-        return None
-    for part in parts:
-        if isinstance(part, int):
-            obj = obj[part] if isinstance(obj, list) and 0 <= part < len(obj) else None
-        else:
-            obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
 
 
 def _closest_field(scenario: Scenario, path: str) -> str | None:

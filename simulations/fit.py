@@ -39,11 +39,10 @@ from scipy import optimize
 
 from model.atomic import write_text_atomic
 from model.errors import InputError, Problem
-from simulations.experiments import _field
 from simulations.folders import run_identity, write_marker
 from simulations.results import RunSettings, read_results
 from simulations.runner import run_scenario
-from simulations.scenario import Scenario, load_scenario
+from simulations.scenario import Scenario, field_value, load_scenario
 from simulations.validate import PublishedRow, Validation, ValidationRow, validate_results
 
 
@@ -74,7 +73,7 @@ def parse_free(text: str, scenario: Scenario) -> Free:
     except ValueError:
         raise InputError([Problem("--free", None, path, "bounds must be two finite numbers, "
                                   "LOW below HIGH", bounds)]) from None
-    current = _field(scenario.spec, path)
+    current = field_value(scenario.spec, path)
     if isinstance(current, bool) or not isinstance(current, int | float):
         raise InputError([Problem("--free", None, path, "not a numeric field of the scenario "
                                   "(a key with dots goes in brackets: "

@@ -36,7 +36,7 @@ from simulations.record import (
     experiment_differences,
     recorded_experiment,
 )
-from simulations.results import RunSettings
+from simulations.results import RunSettings, read_json_object
 from simulations.runner import experiment_of, versions
 from simulations.scenario import Scenario
 
@@ -82,23 +82,16 @@ def _recorded_run(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"name": name, **experiment} if isinstance(name, str) else experiment
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _run_in(folder: Path) -> dict[str, Any] | None:
     """The experiment of the run folder ``folder``, if it is one of ours."""
-    meta = _json(folder / "metadata.json")
-    return _recorded_run(meta) if isinstance(meta, dict) else None
+    meta = read_json_object(folder / "metadata.json")
+    return _recorded_run(meta) if meta is not None else None
 
 
 def found_in(out: Path) -> Found | None:
     """What cpsim folder ``out`` is; None when it is not one of cpsim's folders."""
-    meta = _json(out / "metadata.json")
-    if isinstance(meta, dict) and RESULTS_MARKER in meta:
+    meta = read_json_object(out / "metadata.json")
+    if meta is not None and RESULTS_MARKER in meta:
         kind = meta.get("kind", "run")
         if kind not in KIND_NAMES:
             return None
@@ -106,11 +99,11 @@ def found_in(out: Path) -> Found | None:
             return Found("run", _recorded_run(meta))
         identity = meta.get("experiment")
         return Found(kind, identity if isinstance(identity, dict) else None)
-    if isinstance(meta, dict):  # a run written before the marker, or not ours at all
+    if meta is not None:  # a run written before the marker, or not ours at all
         run = _recorded_run(meta)
         return Found("run", run) if run is not None else None
-    if meta is not None or (out / "metadata.json").exists():
-        return None
+    if (out / "metadata.json").exists():
+        return None  # metadata that is not a readable JSON object: not ours to claim
     sides = {side: run for side in ("a", "b") if (run := _run_in(out / side)) is not None}
     if (out / "comparison.json").is_file() or sides:
         return Found("compare", sides)
@@ -125,8 +118,8 @@ def found_in(out: Path) -> Found | None:
 def _legacy_sweep(out: Path, points: list[Path]) -> dict[str, Any]:
     """What a sweep written before the marker records: its grid and shared run settings."""
     identity: dict[str, Any] = {}
-    meta = _json(out / "sweep.json")
-    if isinstance(meta, dict) and isinstance(meta.get("varies"), list):
+    meta = read_json_object(out / "sweep.json")
+    if meta is not None and isinstance(meta.get("varies"), list):
         identity["vary"] = meta["varies"]
     if points and (run := _run_in(points[0])) is not None:
         identity["base"] = {k: v for k, v in run.items()

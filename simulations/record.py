@@ -4,23 +4,26 @@ A results folder's ``metadata.json`` carries :data:`RESULTS_MARKER` (the format)
 ``kind`` and the ``experiment`` every replication's key is made from
 (:func:`recorded_experiment` also reads metadata written before those entries). A
 replication file is ``{"key": ..., "record": ...}`` (written by
-:func:`simulations.runner.run_replication`); the record is what
-:meth:`simulations.engine.RunRecord.to_json` writes. Reading one checks all three: the file
-is whole JSON, its key is one of those expected (so it was made by the same experiment),
-and the record has the engine's shape (non-negative whole counts, numeric histograms and
-series, each histogram holding as many values as it counts). Anything else is a reason in
-plain words, never a traceback and never a record used as it is.
+:func:`simulations.runner.run_replication`); the record is what :meth:`RunRecord.to_json`
+writes, the engine having measured the replication into a :class:`RunRecord`. Reading one
+checks all three: the file is whole JSON, its key is one of those expected (so it was made
+by the same experiment), and the record has the engine's shape (non-negative whole counts,
+numeric histograms and series, each histogram holding as many values as it counts).
+Anything else is a reason in plain words, never a traceback and never a record used as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 RESULTS_MARKER = "cpsim_results"
@@ -298,3 +301,108 @@ def read_replication(path: Path, keys: Collection[str], replication: int) -> Loa
         return Loaded(None, "foreign", f"holds replication {record['replication']}, "
                                        f"not {replication}")
     return Loaded(record)
+
+
+# -- what the engine measures in one replication ------------------------------------------
+@dataclass
+class RunRecord:
+    """Raw measurements of one replication (plain data, no live objects).
+
+    ``deadlines`` maps a deadline id to counts (met, missed, cancelled, open_overdue,
+    open_not_due) and the elapsed values (in the deadline's own unit) of met and missed
+    clocks. ``series`` maps a time-series name to one value per sample day after the
+    warm-up. ``transient_days`` and ``transient`` hold a few stocks (``open_cases`` and, when
+    the plan state is a top-level stage, ``open_plans``) sampled at the same cadence from the
+    start of the run, warm-up included, so that the warm-up can be measured rather than assumed.
+    The caseload series are over filled posts only. ``leavers`` and ``reallocations`` count
+    social workers leaving and their cases handed on after the warm-up (0 without turnover).
+    """
+
+    replication: int
+    warm_up_hours: float
+    horizon_hours: float
+    deadlines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entries: Counter[str] = field(default_factory=Counter)
+    triggers: Counter[str] = field(default_factory=Counter)
+    postponements: Counter[str] = field(default_factory=Counter)
+    plan_lengths_days: list[float] = field(default_factory=list)
+    repeat_plans: int = 0
+    plans_started: int = 0
+    plans_ended: int = 0
+    sample_days: list[int] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    transient_days: list[int] = field(default_factory=list)
+    transient: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    allocation_waits_hours: list[float] = field(default_factory=list)
+    meetings_held: int = 0
+    meeting_capacity: int = 0
+    chair_capacity: int = 0
+    minute_capacity: int = 0
+    cases_created: int = 0
+    cases_finished: int = 0
+    open_by_state: Counter[str] = field(default_factory=Counter)
+    transitions: int = 0
+    agency_absences: Counter[str] = field(default_factory=Counter)
+    leavers: int = 0
+    reallocations: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain, JSON-ready data; raw elapsed times become quantiles and a histogram."""
+        deadlines = {}
+        for did, row in self.deadlines.items():
+            out = {k: v for k, v in row.items() if k != "elapsed"}
+            values = np.asarray(row["elapsed"], dtype=float)
+            out.update(_summary(values, _BIN_WIDTH.get(str(row["unit"]), 1.0)))
+            deadlines[did] = out
+        plan = _summary(np.asarray(self.plan_lengths_days, dtype=float), 30.0)
+        waits = np.asarray(self.allocation_waits_hours, dtype=float) / 24.0
+        return {
+            "replication": self.replication,
+            "warm_up_hours": self.warm_up_hours,
+            "horizon_hours": self.horizon_hours,
+            "deadlines": deadlines,
+            "entries": dict(sorted(self.entries.items())),
+            "triggers": dict(sorted(self.triggers.items())),
+            "postponements": dict(sorted(self.postponements.items())),
+            "plan_lengths_days": plan,
+            "repeat_plans": self.repeat_plans,
+            "plans_started": self.plans_started,
+            "plans_ended": self.plans_ended,
+            "sample_days": self.sample_days,
+            "series": {k: self.series[k] for k in sorted(self.series)},
+            "transient": {"days": self.transient_days,
+                          **{k: self.transient[k] for k in sorted(self.transient)}},
+            "allocation_waits_days": _summary(waits, 1.0),
+            "meetings_held": self.meetings_held,
+            "meeting_capacity": self.meeting_capacity,
+            "chair_capacity": self.chair_capacity,
+            "minute_capacity": self.minute_capacity,
+            "cases_created": self.cases_created,
+            "cases_finished": self.cases_finished,
+            "open_by_state": dict(sorted(self.open_by_state.items())),
+            "transitions": self.transitions,
+            "agency_absences": dict(sorted(self.agency_absences.items())),
+            "leavers": self.leavers,
+            "reallocations": self.reallocations,
+        }
+
+
+_BIN_WIDTH = {"hours": 1.0, "days": 1.0, "working_days": 1.0, "months": 0.25}
+
+
+def _summary(values: np.ndarray[Any, Any], width: float) -> dict[str, Any]:
+    """Count, mean, median, 90th percentile and a fixed-width histogram from 0."""
+    if values.size == 0:
+        return {"n": 0, "mean": None, "median": None, "p90": None,
+                "hist_width": width, "hist": []}
+    top = max(math.floor(float(values.max()) / width) + 1, 1)
+    counts = np.bincount(np.clip(np.floor(values / width), 0, None).astype(int),
+                         minlength=top)
+    return {
+        "n": int(values.size),
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "p90": float(np.percentile(values, 90)),
+        "hist_width": width,
+        "hist": [int(c) for c in counts],
+    }

@@ -46,7 +46,7 @@ from simulations.record import (
     recorded_experiment,
     rep_path,
 )
-from simulations.results import MachineKind, RunResult, RunSettings
+from simulations.results import MachineKind, RunResult, RunSettings, read_json_object
 from simulations.scenario import OVERRIDE_SOURCE, Scenario, load_scenario, overrides_digest
 from simulations.workers import WorkerDied as WorkerDied  # raised by execute: importable here
 from simulations.workers import run_on_workers
@@ -394,17 +394,14 @@ def check_folder(scenario: Scenario, settings: RunSettings, out: Path) -> None:
         InputError: ``out`` holds the results of a different experiment, naming the
             differences.
     """
-    try:
-        metadata = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if not isinstance(metadata, dict):
-        return
-    kind = metadata.get("kind", "run")
+    meta = read_json_object(out / "metadata.json")
+    if meta is None:
+        return  # nothing recorded (or nothing readable): no experiment to differ from
+    kind = meta.get("kind", "run")
     if kind != "run":
         raise InputError([Problem(str(out), None, "", f"holds {KIND_NAMES.get(kind, kind)}, "
                                   "not the results of one run; choose another folder")])
-    found = recorded_experiment(metadata)
+    found = recorded_experiment(meta)
     if found is None:
         return
     differences = experiment_differences(found, experiment_of(scenario, settings))

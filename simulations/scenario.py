@@ -111,6 +111,7 @@ __all__ = [
     "Weight",
     "YearlyVolume",
     "available_scenarios",
+    "field_value",
     "load_scenario",
     "overrides_digest",
     "resolve_scenario_path",
@@ -244,6 +245,30 @@ def split_path(dotted: str) -> list[str | int] | None:
                      else (bracket if bracket is not None else plain))
         pos = match.end()
     return parts or None
+
+
+def field_value(obj: Any, path: str) -> Any:
+    """The value at field path ``path`` (as :func:`split_path` reads it) inside ``obj``.
+
+    ``obj`` is a scenario's spec or its plain data; None when the path is not well formed
+    or leads nowhere (a missing key, attribute or list item).
+
+    >>> field_value({"run": {"seeds": [7, 8]}}, "run.seeds[1]")
+    8
+    >>> field_value({"run": {}}, "run.seed") is None
+    True
+    """
+    parts = split_path(path)
+    if parts is None:
+        return None
+    for part in parts:
+        if isinstance(part, int):
+            obj = obj[part] if isinstance(obj, list) and 0 <= part < len(obj) else None
+        else:
+            obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
 
 
 def _apply_override(raw: LMap, dotted: str, value: Any) -> Problem | None:

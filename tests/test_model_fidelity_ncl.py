@@ -8,20 +8,19 @@ Midlands pathway.
 from __future__ import annotations
 
 import functools
-from datetime import date
 
 import pytest
+from helpers import CAL
+from helpers import TO_ICPC as CORE_TO_ICPC
 
-from model.calendar import WorkingCalendar
 from model.check import check_procedure
 from model.compiler import CompiledProcedure, IllegalMove
 from model.loader import load_procedure
 from model.rules import load_rules
 
-CAL = WorkingCalendar(date(2025, 4, 1))  # a Tuesday
 NAME = "newcastle-2010"
-TO_ICPC = ("decide_strategy_discussion", "strategy_discussion_held", "start_section_47",
-           "book_icpc", "proceed_to_icpc", "invitations_sent")
+TO_ICPC = (*CORE_TO_ICPC, "invitations_sent")
+"""The national core's way to an initial conference, then Newcastle's invitations going out."""
 REVIEW = ("review_due", "review_reports_received")
 
 

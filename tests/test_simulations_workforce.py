@@ -12,11 +12,13 @@ import simpy
 
 from model.calendar import WorkingCalendar
 from model.errors import InputError
-from simulations.engine import Engine, RunRecord, Workers, _Live, replication_streams
+from simulations.engine import Engine, _Live, replication_streams
 from simulations.kpi import compute_kpis
 from simulations.observers import InvariantMonitor
+from simulations.record import RunRecord
 from simulations.runner import make_machine, settings_for
 from simulations.scenario import DistSpec, TurnoverSpec, load_scenario
+from simulations.staff import Workers
 
 SW = "staffing.social_workers."
 NO_WORKFORCE = {SW + "teams": None, SW + "turnover": None}
