@@ -59,6 +59,52 @@ class PropertyMonitor:
             p.id: {s: i for i, s in enumerate(p.order)} for p in procedure.properties
             if p.pattern == "monotone"
         }
+        # what a step is checked against, worked out once: the safety properties in declared
+        # order (liveness waits for the case to rest), and each scope's entry event
+        self._safety = tuple(p for p in procedure.properties
+                             if p.pattern not in ("existence",))
+        self._scope_entry = {p.id: EventRef("enter", p.scope) for p in procedure.properties
+                             if p.pattern == "never_ends_without" and p.scope is not None}
+        self._tests = tuple(self._tested(p) for p in self._safety)
+        # a step's events, with which tested events they hold, per events tuple (by identity:
+        # the table machine reuses one tuple per move, so a run asks about a few hundred)
+        self._seen_events: dict[int, tuple[tuple[EventRef, ...], frozenset[EventRef],
+                                           tuple[tuple[Property, tuple[bool, ...]], ...]]] = {}
+
+    def _tested(self, p: Property) -> tuple[EventRef | None, ...]:
+        """The events whose presence in a step a safety property looks at, in use order."""
+        if p.pattern == "absence":
+            return (p.of,)
+        if p.pattern == "precedence":
+            return (p.of, p.requires)
+        if p.pattern == "never_ends_without":
+            return (self._scope_entry.get(p.id),)
+        if p.pattern == "final":
+            return (None if p.state is None else EventRef("exit", p.state),)
+        if p.pattern == "response":
+            return (p.then, p.of)
+        return ()
+
+    def _events(self, events: tuple[EventRef, ...]
+                ) -> tuple[frozenset[EventRef], tuple[tuple[Property, tuple[bool, ...]], ...]]:
+        """The step's events as a set, and the safety properties the step may concern.
+
+        Each comes with which of its tested events the step holds. A property that only
+        looks at events (absence, precedence, response) is left out when none is held.
+        """
+        found = self._seen_events.get(id(events))
+        if found is not None and found[0] is events:
+            return found[1], found[2]
+        held = frozenset(events)
+        checks = []
+        for p, tests in zip(self._safety, self._tests, strict=True):
+            hit = tuple(e in held for e in tests)
+            if p.pattern not in ("absence", "precedence", "response") or any(hit):
+                checks.append((p, hit))
+        if len(self._seen_events) >= 4096:
+            self._seen_events.clear()  # new tuples every step (the transitions machine)
+        self._seen_events[id(events)] = (events, held, tuple(checks))  # keeps the id in use
+        return held, tuple(checks)
 
     def start(self, case_id: str) -> list[Violation]:
         """Begin watching a new case at the procedure's initial configuration."""
@@ -88,20 +134,23 @@ class PropertyMonitor:
         track = self._cases.setdefault(step.case_id, _CaseTrack())
         if self.keep_trace:
             track.trace.append(step)
-        events = set(step.events)
-        proc = self.procedure
+        events, checks = self._events(step.events)
+        before_active = self._active(step.before)
+        after_active = self._active(step.after)
         out: list[Violation] = []
-        for p in proc.properties:
-            if p.pattern == "absence" and p.of in events:
+        for p, hit in checks:
+            if p.pattern == "absence" and hit[0]:
                 out.append(self._violation(step.case_id, p, f"{p.of} happened"))
             elif p.pattern == "precedence":
                 assert p.of is not None and p.requires is not None
-                if p.of in events and p.requires not in track.seen and \
-                        p.requires not in events:
+                if hit[0] and p.requires not in track.seen and not hit[1]:
                     out.append(self._violation(step.case_id, p,
                                                f"{p.of} before {p.requires}"))
             elif p.pattern == "never_ends_without":
-                self._scope(step, p, track, out, events)
+                assert p.scope is not None
+                was_in, now_in = p.scope in before_active, p.scope in after_active
+                if was_in or now_in:  # else the step is nowhere near the scope
+                    self._scope(step, p, track, out, hit[0], was_in, now_in)
             elif p.pattern == "co_recorded":
                 if p.if_records in step.records and not set(p.also) <= set(step.records):
                     out.append(self._violation(step.case_id, p,
@@ -111,29 +160,22 @@ class PropertyMonitor:
                 self._monotone(step, p, out)
             elif p.pattern == "final":
                 assert p.state is not None
-                left = p.state not in self._active(step.after) or (
-                    EventRef("exit", p.state) in events
-                )
-                if p.state in self._active(step.before) and left:
+                left = p.state not in after_active or hit[0]
+                if p.state in before_active and left:
                     out.append(self._violation(step.case_id, p,
                                                f"{step.trigger} moved on from final {p.state}"))
             elif p.pattern == "response":
                 assert p.of is not None and p.then is not None
-                if p.then in events:
+                if hit[0]:
                     track.pending.pop(p.id, None)
-                elif p.of in events:
+                elif hit[1]:
                     track.pending.setdefault(p.id, step)
         track.seen |= events
         return out
 
     def _scope(self, step: Step, p: Property, track: _CaseTrack, out: list[Violation],
-               events: set[EventRef]) -> None:
+               reentered: bool, was_in: bool, now_in: bool) -> None:
         assert p.scope is not None
-        was_in = p.scope in self._active(step.before)
-        now_in = p.scope in self._active(step.after)
-        if not was_in and not now_in:
-            return  # the step is nowhere near the scope
-        reentered = EventRef("enter", p.scope) in events
         if was_in:
             recorded = track.scope_records.setdefault(p.id, set()) | set(step.records)
             if not now_in or reentered:

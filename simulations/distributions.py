@@ -9,8 +9,8 @@ and converting a sampled duration into simulation time respects the working-day 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -48,26 +48,36 @@ class Dist:
     unit: TimeUnit
     params: tuple[float, ...] = ()
     bins: tuple[tuple[float, float, float], ...] = ()
+    _sigma: float = field(init=False, repr=False, compare=False, default=0.0)
+    _shares: np.ndarray[Any, Any] | None = field(init=False, repr=False, compare=False,
+                                                  default=None)
+
+    def __post_init__(self) -> None:
+        """Work out once what every draw would otherwise recompute (same arithmetic)."""
+        if self.kind == "lognormal" and len(self.params) == 2:
+            median, p90 = self.params
+            object.__setattr__(self, "_sigma", math.log(p90 / median) / _Z90)
+        if self.kind == "empirical" and self.bins:
+            shares = np.array([b[2] for b in self.bins], dtype=float)
+            object.__setattr__(self, "_shares", shares / shares.sum())
 
     def sample(self, rng: np.random.Generator) -> float:
         """Draw one duration in this distribution's unit (never negative)."""
         p = self.params
-        if self.kind == "fixed":
+        kind = self.kind
+        if kind == "lognormal":
+            return float(p[0] * math.exp(self._sigma * rng.standard_normal()))
+        if kind == "fixed":
             return p[0]
-        if self.kind == "uniform":
+        if kind == "uniform":
             return float(rng.uniform(p[0], p[1]))
-        if self.kind == "triangular":
+        if kind == "triangular":
             if p[0] == p[2]:
                 return p[0]
             return float(rng.triangular(p[0], p[1], p[2]))
-        if self.kind == "lognormal":
-            median, p90 = p
-            sigma = math.log(p90 / median) / _Z90
-            return float(median * math.exp(sigma * rng.standard_normal()))
-        if self.kind == "exponential":
+        if kind == "exponential":
             return float(rng.exponential(p[0]))
-        shares = np.array([b[2] for b in self.bins], dtype=float)
-        index = int(rng.choice(len(self.bins), p=shares / shares.sum()))
+        index = int(rng.choice(len(self.bins), p=self._shares))
         low, high, _ = self.bins[index]
         return float(rng.uniform(low, high)) if high > low else low
 

@@ -81,16 +81,20 @@ class SimulationStuck(Exception):
     """A case can go nowhere: the scenario's behaviour offers no move the procedure allows."""
 
 
-def replication_streams(root_seed: int, replication: int) -> dict[str, np.random.Generator]:
-    """One generator per named source for one replication.
+def replication_streams(root_seed: int, replication: int, authority: int | None = None
+                        ) -> dict[str, np.random.Generator]:
+    """One generator per named source for one replication (or one authority's shard of it).
 
     Derived from ``SeedSequence(root_seed, spawn_key=(replication, k))`` so a replication's
     draws do not depend on which worker runs it, and two scenarios run with the same seed
-    draw the same numbers for the same source (common random numbers).
+    draw the same numbers for the same source (common random numbers). Authority ``a`` of
+    a scenario split into authorities draws from ``spawn_key=(replication, k, a)`` instead:
+    each shard has streams of its own, and a scenario without authorities is unchanged.
     """
     return {
-        name: np.random.default_rng(
-            np.random.SeedSequence(root_seed, spawn_key=(replication, k)))
+        name: np.random.default_rng(np.random.SeedSequence(
+            root_seed, spawn_key=(replication, k) if authority is None
+            else (replication, k, authority)))
         for k, name in enumerate(STREAMS)
     }
 
@@ -116,6 +120,10 @@ class History:
     start: SimHours
     steps: tuple[tuple[SimHours, TriggerId], ...]
     final: str = ""
+
+
+_Shape = tuple[tuple[StateId, ...], tuple[StateId, ...], bool]
+"""A step's exited states, entered states, and whether the exits mirror the entries."""
 
 
 # -- live state ------------------------------------------------------------------------------
@@ -146,6 +154,8 @@ class _Live:
     plans_had: int = 0
     meeting: StateId | None = None
     options: tuple[Option, ...] | None = None
+    enabled: dict[TriggerId, Transition] = field(default_factory=dict)
+    """With ``options``: each enabled trigger's first enabled transition."""
     hurried: bool = False
     """A step came early (a review brought forward): aims wait until the next meeting sits."""
 
@@ -166,12 +176,15 @@ class Engine:
             history left them, with their deadline clocks already running.
         start_at: When the simulation starts (hours from the calendar's start date; a
             snapshot's date when starting from real data).
+        authority: Which authority's shard this is, for a scenario split into authorities
+            (its own random streams, :func:`replication_streams`); None when not split.
     """
 
     def __init__(self, scenario: Scenario, machine: Machine, calendar: WorkingCalendar,
                  replication: int, root_seed: int, observers: Sequence[Observer] = (),
                  progress: Callable[[float], None] | None = None,
-                 history: Sequence[History] = (), start_at: SimHours = 0.0) -> None:
+                 history: Sequence[History] = (), start_at: SimHours = 0.0,
+                 authority: int | None = None) -> None:
         """Build resources and behaviour tables; nothing runs until :meth:`run`."""
         spec = scenario.spec
         self.spec = spec
@@ -179,7 +192,7 @@ class Engine:
         self.machine = machine
         self.calendar = calendar
         self.env = simpy.Environment(initial_time=start_at)
-        self.rng = replication_streams(root_seed, replication)
+        self.rng = replication_streams(root_seed, replication, authority)
         self.observers: tuple[Observer, ...] = tuple(observers) or (NullObserver(),)
         self.progress = progress
         self.history = tuple(history)
@@ -246,6 +259,12 @@ class Engine:
             self._booking_scope[t.trigger] |= frozenset(
                 self.procedure.states[s].parent or s for s in t.sources)
         self._top_cache: dict[Config, str] = {}
+        # per transition id: (needs people, may open a meeting, needs the social worker)
+        self._kind_cache: dict[str, tuple[bool, bool, bool]] = {}
+        self._manager_cache: dict[str, tuple[str, ...]] = {}
+        # per events tuple (by identity): the states exited and entered, and whether the
+        # exits mirror the entries
+        self._shape_cache: dict[int, tuple[tuple[Any, ...], _Shape]] = {}
         self.stage_counts: Counter[str] = Counter()
         self.plan_state = spec.plan_state
         self.plan_episode: frozenset[StateId] = (
@@ -415,7 +434,14 @@ class Engine:
         env = self.env
         while True:
             self._replan(live)
-            if not any(p.time != math.inf for p in live.plans.values()):
+            # the earliest plan, ties by planning order (one pass, no key tuples)
+            key = ""
+            plan = None
+            for k, p in live.plans.items():
+                if plan is None or p.time < plan.time or (
+                        p.time == plan.time and p.order < plan.order):
+                    key, plan = k, p
+            if plan is None or plan.time == math.inf:  # nothing planned it can do
                 config = self.machine.configuration(live.case)
                 if not is_terminal(self.procedure, config):
                     raise SimulationStuck(
@@ -424,8 +450,6 @@ class Engine:
                         f"here (allowed: {', '.join(sorted(self._enabled(live))) or 'none'})")
                 self._finish(live, config)
                 return
-            key = min(live.plans, key=lambda k: (live.plans[k].time, live.plans[k].order))
-            plan = live.plans[key]
             if plan.time > env.now:
                 yield env.timeout(plan.time - env.now)
             yield from self._execute(live, key, plan)
@@ -433,24 +457,39 @@ class Engine:
     def _options(self, live: _Live) -> tuple[Option, ...]:
         """The machine's options for the case, remembered until the case next moves."""
         if live.options is None:
-            live.options = self.machine.options(live.case)
+            live.options = options = self.machine.options(live.case)
+            enabled: dict[TriggerId, Transition] = {}
+            for o in options:
+                if o.enabled and o.transition.trigger not in enabled:
+                    enabled[o.transition.trigger] = o.transition
+            live.enabled = enabled
         return live.options
 
-    def _enabled(self, live: _Live) -> frozenset[TriggerId]:
-        return frozenset(o.transition.trigger for o in self._options(live) if o.enabled)
+    def _enabled(self, live: _Live) -> Mapping[TriggerId, Transition]:
+        """The enabled triggers, each with its first enabled transition (cached)."""
+        if live.options is None:
+            self._options(live)
+        return live.enabled
 
     # -- planning ----------------------------------------------------------------------------
     def _replan(self, live: _Live) -> None:
         config = self.machine.configuration(live.case)
-        waiting = [p for p in live.plans.values() if p.time == math.inf]
-        if waiting:
-            enabled_now = self._enabled(live)
-            for plan in waiting:
-                if plan.trigger in enabled_now:
-                    plan.time = self._working_moment(self.env.now, self.env.now)
+        plans = live.plans
+        inf = math.inf
+        for p in plans.values():
+            if p.time == inf:  # a task waiting until the case can do it again
+                waiting = [p for p in plans.values() if p.time == inf]
+                enabled_now = self._enabled(live)
+                for plan in waiting:
+                    if plan.trigger in enabled_now:
+                        plan.time = self._working_moment(self.env.now, self.env.now)
+                break
         behaving = self._behaving(config)
-        if all(sid in live.plans for sid in behaving):
-            return
+        for sid in behaving:
+            if sid not in plans:
+                break
+        else:
+            return  # every behaving state has its plan
         enabled = self._enabled(live)
         for sid in behaving:
             if sid in live.plans:
@@ -545,24 +584,37 @@ class Engine:
         return cal.next_working_time(now)
 
     def _needs_people(self, t: Transition | None) -> bool:
-        return t is not None and bool(t.resources)
+        return t is not None and self._kind(t)[0]
+
+    def _kind(self, t: Transition) -> tuple[bool, bool, bool]:
+        """What a transition's resources say about it, worked out once per transition."""
+        found = self._kind_cache.get(t.id)
+        if found is None:
+            roles = {r.role for r in t.resources}
+            found = (bool(t.resources),
+                     not t.internal and "conference_chair" in roles and "minute_taker" in roles,
+                     "social_worker" in roles)
+            self._kind_cache[t.id] = found
+        return found
 
     def _transition_for(self, live: _Live, trigger: TriggerId) -> Transition | None:
-        for o in self._options(live):
-            if o.transition.trigger == trigger and o.enabled:
-                return o.transition
-        return None
+        return self._enabled(live).get(trigger)
 
-    @staticmethod
-    def _is_meeting(live: _Live, t: Transition) -> bool:
+    def _managers_for(self, t: Transition) -> tuple[str, ...]:
+        """The manager levels a transition needs, in its resources' order (cached)."""
+        found = self._manager_cache.get(t.id)
+        if found is None:
+            found = self._manager_cache[t.id] = tuple(
+                r.level for r in t.resources if r.role == "manager" and r.level is not None)
+        return found
+
+    def _is_meeting(self, live: _Live, t: Transition) -> bool:
         """True when ``t`` opens a meeting.
 
         It needs a chair and a minute-taker, and the case is not already sitting in one
         (steps inside a sitting conference need them too).
         """
-        return (live.meeting is None and not t.internal
-                and any(r.role == "conference_chair" for r in t.resources)
-                and any(r.role == "minute_taker" for r in t.resources))
+        return live.meeting is None and self._kind(t)[1]
 
     def _book(self, live: _Live, trigger: TriggerId, target: SimHours) -> tuple[float, bool]:
         """Book (or reuse) the case's diary slot for a meeting; True when it is too late."""
@@ -667,7 +719,7 @@ class Engine:
         needs = transition.resources
         meeting = self._is_meeting(live, transition)
         waited = False
-        if any(r.role == "social_worker" for r in needs) and self._holds(config):
+        if self._kind(transition)[2] and self._holds(config):
             while live.worker is None:
                 assert live.allocated is not None
                 yield live.allocated
@@ -677,15 +729,15 @@ class Engine:
                 yield back
                 waited = True
             actors.append(f"social_worker:{live.worker}")
-        for r in needs:
-            if r.role == "manager" and r.level in self.managers:
-                resource, work = self.managers[r.level]
+        for level in self._managers_for(transition):
+            if level in self.managers:
+                resource, work = self.managers[level]
                 with resource.request() as req:
                     yield req
                     hours = work.sample(self.rng["timing"])
                     yield self.env.timeout(advance(self.calendar, self.env.now, hours,
                                                    work.unit) - self.env.now)
-                actors.append(f"manager:{r.level}")
+                actors.append(f"manager:{level}")
         if waited and not meeting:
             start = self.calendar.next_working_time(self.env.now)
             if start > self.env.now:
@@ -787,7 +839,7 @@ class Engine:
             actor = f"{actor};reason:{reason}"
         for obs in self.observers:
             obs.step(step, actor)
-        if step.before != step.after or any(e.kind == "enter" for e in step.events):
+        if step.before != step.after or self._shape(step.events)[1]:
             self._moved(live, step, counting)
         for verdict in result.verdicts:
             live.plans.pop(f"task:{verdict.deadline_id}", None)
@@ -799,7 +851,8 @@ class Engine:
                 row["elapsed"].append(verdict.elapsed)
         if live.plans.get("postpone") is not None and live.plans["postpone"].trigger == trigger:
             live.plans.pop("postpone", None)
-        self._plan_tasks(live, result.started)
+        if result.started:
+            self._plan_tasks(live, result.started)
         for trig in list(live.bookings):
             if (trig not in self._offered(step.after)
                     and not self._active(step.after) & self._booking_scope[trig]):
@@ -812,12 +865,11 @@ class Engine:
         """
         now = step.time
         before, after = step.before, step.after
-        exited = [e.name for e in step.events if e.kind == "exit"]
-        entered = [e.name for e in step.events if e.kind == "enter"]
+        exited, entered, mirrored = self._shape(step.events)
         # A routine task (a statutory visit, a core group) that leaves the case where it was
         # is not a new visit: what was planned in the state keeps its time, and visit counts
         # (choose_by_visit) stay. Without this every visit re-drew the state's choice.
-        routine = step.trigger in self.tasks and exited == entered[::-1]
+        routine = mirrored and step.trigger in self.tasks
         if live.meeting is not None and live.meeting in exited:
             live.meeting = None
         if not routine:
@@ -870,6 +922,23 @@ class Engine:
             self.workers.request(live)
         elif holds_before and not holds_after:
             self.workers.release(live)
+
+    def _shape(self, events: tuple[Any, ...]) -> _Shape:
+        """States a step exits and enters (in event order), and whether exits mirror entries.
+
+        Cached by the events tuple's identity (the table machine reuses one per move); the
+        cache holds the tuple, so its id cannot be reused while the entry stands.
+        """
+        found = self._shape_cache.get(id(events))
+        if found is not None and found[0] is events:
+            return found[1]
+        exited = tuple(e.name for e in events if e.kind == "exit")
+        entered = tuple(e.name for e in events if e.kind == "enter")
+        shape = (exited, entered, exited == entered[::-1])
+        if len(self._shape_cache) >= 4096:
+            self._shape_cache.clear()  # new tuples every step (the transitions machine)
+        self._shape_cache[id(events)] = (events, shape)
+        return shape
 
     def _finish(self, live: _Live, config: Config) -> None:
         for obs in self.observers:

@@ -66,6 +66,9 @@ class EventLogWriter:
             self._pending.abort()
             raise
         self._cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+        # a run visits a few hundred configurations and rule lists: join each once
+        self._configs: dict[Config, str] = {}
+        self._rules: dict[tuple[str, ...], str] = {}
 
     def case_started(self, case_id: str, time: SimHours, config: Config,
                      facts: Mapping[str, object]) -> None:
@@ -79,8 +82,17 @@ class EventLogWriter:
 
     def step(self, step: Step, actor: str) -> None:
         """Record one transition."""
-        self._append(step.case_id, step.time, " + ".join(step.before), step.trigger,
-                     " + ".join(step.after), " ".join(step.rules), actor)
+        configs = self._configs
+        before = configs.get(step.before)
+        if before is None:
+            before = configs[step.before] = " + ".join(step.before)
+        after = configs.get(step.after)
+        if after is None:
+            after = configs[step.after] = " + ".join(step.after)
+        rules = self._rules.get(step.rules)
+        if rules is None:
+            rules = self._rules[step.rules] = " ".join(step.rules)
+        self._append(step.case_id, step.time, before, step.trigger, after, rules, actor)
 
     def case_finished(self, case_id: str, config: Config) -> None:
         """Nothing to record: the last step already shows where the case rests."""
@@ -89,7 +101,8 @@ class EventLogWriter:
                 rules: str, actor: str, facts: str = "") -> None:
         c = self._cols
         c["replication"].append(self.replication)
-        c["case_id"].append(case_id)
+        ids = c["case_id"]
+        ids.append(case_id)
         c["time_hours"].append(time)
         c["date"].append(self.start + timedelta(hours=time))
         c["from_state"].append(before)
@@ -99,7 +112,7 @@ class EventLogWriter:
         c["actor"].append(actor)
         c["facts"].append(facts)
         self.rows += 1
-        if len(c["case_id"]) >= self.batch_rows:
+        if len(ids) >= self.batch_rows:
             self._flush()
 
     def _flush(self) -> None:

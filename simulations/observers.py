@@ -89,7 +89,9 @@ class InvariantMonitor:
     def step(self, step: Step, actor: str) -> None:
         """Check the step against every safety property."""
         self.steps_checked += 1
-        self._raise(self._monitor.observe(step))
+        violations = self._monitor.observe(step)
+        if violations:
+            raise InvariantViolated(violations[0])
 
     def case_finished(self, case_id: str, config: Config) -> None:
         """Check liveness at rest, then forget the case."""

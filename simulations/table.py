@@ -30,7 +30,6 @@ from model.compiler import (
     RunningDeadline,
     Step,
     UnknownTrigger,
-    count_trigger,
     top_level_states,
 )
 from model.graph import (
@@ -91,6 +90,8 @@ class _Move:
         closes: For each event that closes any clock, in event order: deadline id to True
             when the event is the deadline's end, False when it cancels the clock.
         starts: The clocks the events may start, in event order then procedure order.
+        new_episode: It enters a top-level state, so the case's episode counts restart
+            (as :func:`model.compiler.count_trigger` decides).
     """
 
     transition: Transition
@@ -101,6 +102,7 @@ class _Move:
     events: tuple[EventRef, ...]
     closes: tuple[Mapping[str, bool], ...]
     starts: tuple[_Start, ...]
+    new_episode: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,8 @@ class _Node:
         allowed: The allowed triggers when no guard affects them, else None.
         unguarded: Triggers some unguarded move makes allowed for every case.
         guarded: Guarded moves whose trigger is not in ``unguarded``.
+        options: The options on offer when no offer has a guard (the same for every
+            case, so built once), else None.
     """
 
     config: Config
@@ -137,6 +141,7 @@ class _Node:
     allowed: tuple[TriggerId, ...] | None
     unguarded: frozenset[TriggerId]
     guarded: tuple[_Move, ...]
+    options: tuple[Option, ...] | None
 
 
 class TableMachine:
@@ -241,6 +246,8 @@ class TableMachine:
             allowed=None if guarded else tuple(sorted(unguarded)),
             unguarded=unguarded,
             guarded=guarded,
+            options=None if any(o.guards for o in offers) else tuple(
+                Option(o.transition, not o.waiting, (), o.waiting) for o in offers),
         )
 
     @staticmethod
@@ -261,6 +268,7 @@ class TableMachine:
             events=events,
             closes=closes,
             starts=self._starts_for(events),
+            new_episode=any(e.kind == "enter" and e.name in self._tops for e in events),
         )
 
     # -- cases ------------------------------------------------------------------------------
@@ -290,9 +298,12 @@ class TableMachine:
 
     def options(self, case: Case) -> tuple[Option, ...]:
         """Every move offered from the case's state, with whether it is enabled now."""
+        node: _Node = self._nodes[case.state]
+        if node.options is not None:
+            return node.options
         ctx = case.guard_context()
         out: list[Option] = []
-        for offer in self._nodes[case.state].offers:
+        for offer in node.offers:
             failing = offer.failing(ctx)
             out.append(
                 Option(offer.transition, not failing and not offer.waiting, failing,
@@ -335,7 +346,11 @@ class TableMachine:
             raise self._blocked(case, node, trigger, offered.first)
 
         case.state = move.target
-        count_trigger(case, trigger, move.events, self._tops)
+        # count_trigger, with the episode test worked out when the table was built
+        case.counts[trigger] += 1
+        if move.new_episode:
+            case.episode.clear()
+        case.episode[trigger] += 1
         verdicts: tuple[DeadlineVerdict, ...] = ()
         if move.closes and case.clocks:
             verdicts = self._close_clocks(case, move.closes, at)
