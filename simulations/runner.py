@@ -15,12 +15,14 @@ stay stored.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import platform
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,16 @@ from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure
 from model.errors import InputError, Problem
 from model.loader import content_hash
+from simulations.authorities import (
+    authority_list,
+    authority_scenario,
+    authority_weights,
+    merge_event_logs,
+    merge_records,
+    shard_log_path,
+    shard_record_path,
+    spread_tables,
+)
 from simulations.conform import Snapshot, load_snapshot
 from simulations.engine import Engine, History, Machine
 from simulations.eventlog import EventLogWriter
@@ -101,9 +113,16 @@ def experiment_of(scenario: Scenario, settings: RunSettings) -> dict[str, Any]:
     }
 
 
-def replication_key(scenario: Scenario, settings: RunSettings, replication: int) -> str:
-    """Content hash of (scenario, procedure, seed, horizon, replication, engine version)."""
-    return key_for(experiment_of(scenario, settings), replication)
+def replication_key(scenario: Scenario, settings: RunSettings, replication: int,
+                    authority: int | None = None) -> str:
+    """Content hash of (scenario, procedure, seed, horizon, replication, engine version).
+
+    One authority's shard of the replication has a key of its own (``authority`` added).
+    """
+    experiment = experiment_of(scenario, settings)
+    if authority is not None:
+        experiment["authority"] = authority
+    return key_for(experiment, replication)
 
 
 def make_machine(scenario: Scenario, kind: MachineKind) -> tuple[Machine, WorkingCalendar]:
@@ -122,9 +141,16 @@ def load_replication(out: Path, replication: int, key: str) -> dict[str, Any] | 
 
 
 def run_replication(scenario: Scenario, settings: RunSettings, replication: int, out: Path,
-                    progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Run one replication, store it (event log first, then the record), return the record."""
+                    progress: Callable[[float], None] | None = None,
+                    authority: int | None = None) -> dict[str, Any]:
+    """Run one replication, store it (event log first, then the record), return the record.
+
+    With ``authority``, run and store only that authority's shard of a scenario split into
+    authorities (:mod:`simulations.authorities`); :func:`execute` merges the shards.
+    """
     sc = settings.for_scenario(scenario)
+    if authority is not None:
+        sc = authority_scenario(sc, authority)
     history: tuple[History, ...] = ()
     start_at = 0.0
     if settings.start_from is not None:
@@ -137,12 +163,12 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
     observers: list[Observer] = [InvariantMonitor(sc.procedure)]
     log = None
     if settings.event_log:
-        log = EventLogWriter(event_log_path(out, replication), replication,
+        log = EventLogWriter(_log_path(out, replication, authority), replication,
                              sc.spec.run.start_date)
         observers.append(log)
     tick = None if progress is None else (lambda hours: progress(hours / 24.0))
     engine = Engine(sc, machine, calendar, replication, settings.seed, observers, tick,
-                    history, start_at)
+                    history, start_at, authority)
     try:
         record = engine.run().to_json()
     except BaseException:
@@ -151,10 +177,22 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
         raise
     if log is not None:
         log.close()
-    key = replication_key(scenario, settings, replication)
-    write_text_atomic(rep_path(out, replication),
+    key = replication_key(scenario, settings, replication, authority)
+    write_text_atomic(_record_path(out, replication, authority),
                       json.dumps({"key": key, "record": record}, sort_keys=True))
     return record
+
+
+def _record_path(out: Path, replication: int, authority: int | None) -> Path:
+    """Where a replication's record (or one authority's shard of it) is stored."""
+    return (rep_path(out, replication) if authority is None
+            else shard_record_path(out, replication, authority))
+
+
+def _log_path(out: Path, replication: int, authority: int | None) -> Path:
+    """Where a replication's event log (or one authority's shard of it) is stored."""
+    return (event_log_path(out, replication) if authority is None
+            else shard_log_path(out, replication, authority))
 
 
 def snapshot_for(scenario: Scenario, settings: RunSettings) -> Snapshot:
@@ -181,6 +219,8 @@ class Job:
     replication: int
     out: str
     sha256: str = ""
+    authority: int | None = None
+    """One authority's shard of the replication (a scenario split into authorities)."""
 
     def scenario(self) -> Scenario:
         """Load the job's scenario (validated as always), refusing a changed file.
@@ -198,7 +238,7 @@ class Job:
     def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
         """Run and store the replication (:func:`run_replication`); return its record."""
         return run_replication(self.scenario(), self.settings, self.replication,
-                               Path(self.out), progress)
+                               Path(self.out), progress, self.authority)
 
     def drop_unfinished(self, pid: int) -> None:
         """Remove what a worker stopped in the middle of this replication may have left.
@@ -208,12 +248,13 @@ class Job:
         replication's files are complete and stay.
         """
         out = Path(self.out)
-        remove_leftovers(rep_path(out, self.replication), pid)
-        remove_leftovers(event_log_path(out, self.replication), pid)
+        remove_leftovers(_record_path(out, self.replication, self.authority), pid)
+        remove_leftovers(_log_path(out, self.replication, self.authority), pid)
 
     def describe(self) -> str:
-        """The replication and its folder, for an error message."""
-        return f"replication {self.replication} of {self.out}"
+        """The replication (and authority) and its folder, for an error message."""
+        shard = "" if self.authority is None else f"authority {self.authority} of "
+        return f"{shard}replication {self.replication} of {self.out}"
 
 
 def jobs_for(scenario: Scenario, settings: RunSettings, out: Path) -> list[Job]:
@@ -232,14 +273,14 @@ def stored(job: Job, scenario: Scenario,
     replication not stored yet is not.
     """
     out = Path(job.out)
-    path = rep_path(out, job.replication)
-    loaded = read_replication(path, {replication_key(scenario, job.settings,
-                                                     job.replication)}, job.replication)
+    path = _record_path(out, job.replication, job.authority)
+    loaded = read_replication(path, {replication_key(scenario, job.settings, job.replication,
+                                                     job.authority)}, job.replication)
     if loaded.record is None:
         if loaded.fault != "missing" and on_note is not None:
             on_note(f"{path}: {loaded.reason}; running it again")
         return None
-    log = event_log_path(out, job.replication)
+    log = _log_path(out, job.replication, job.authority)
     if job.settings.event_log and not log.is_file():
         if on_note is not None:
             on_note(f"{log}: missing; running replication {job.replication} again")
@@ -275,39 +316,113 @@ def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 
     """
     records: dict[Job, dict[str, Any]] = {}
     todo: list[Job] = []
+    known = dict(scenarios)
+    split: dict[Job, tuple[Job, ...]] = {}
     for job in jobs:
         found = stored(job, scenarios[job], on_note)
         if found is not None:
             records[job] = found
             if on_done is not None:
                 on_done(job, True)
-        else:
+            continue
+        count = len(authority_list(scenarios[job].spec))
+        if not count:
             todo.append(job)
-    if not todo:
-        return records
-    if dask is not None:
-        _execute_dask(todo, dask, records, on_done)
-    elif workers <= 1 or len(todo) <= 1:
-        for job in todo:
-            tick = None if progress is None else (lambda days, j=job: progress(j, days))
-            records[job] = run_replication(scenarios[job], job.settings, job.replication,
-                                           Path(job.out), tick)
-            if on_done is not None:
-                on_done(job, False)
-    else:
-        def finished(job: Job) -> None:
-            record = stored(job, scenarios[job])
-            assert record is not None, f"{job} finished but was not stored"
+            continue
+        if job.settings.start_from is not None:
+            raise InputError([Problem(str(scenarios[job].path), None, "authorities",
+                                      "a run split into authorities cannot start from a "
+                                      "caseload snapshot (whose authority is each case?)")])
+        split[job] = tuple(replace(job, authority=a) for a in range(count))
+        for shard in split[job]:
+            known[shard] = scenarios[job]
+            todo.append(shard)
+    parent = {shard: job for job, shards in split.items() for shard in shards}
+    shard_records: dict[Job, dict[str, Any]] = {}
+    reached: dict[Job, float] = {}
+
+    def tick(job: Job, days: float) -> None:
+        if progress is None:
+            return
+        whole = parent.get(job)
+        if whole is None:
+            progress(job, days)
+            return
+        reached[job] = days  # a split replication advances by its shards' mean
+        progress(whole, sum(reached.get(s, 0.0) for s in split[whole]) / len(split[whole]))
+
+    def finished(job: Job, record: dict[str, Any]) -> None:
+        whole = parent.get(job)
+        if whole is None:
             records[job] = record
             if on_done is not None:
                 on_done(job, False)
+            return
+        shard_records[job] = record
+        if all(s in shard_records for s in split[whole]):
+            records[whole] = _merge_shards(whole, known[whole],
+                                           [shard_records[s] for s in split[whole]])
+            if on_done is not None:
+                on_done(whole, False)
 
-        run_on_workers(todo, workers, progress, finished)
+    waiting: list[Job] = []
+    for job in todo:  # a shard of a replication left unfinished may be stored already
+        found = stored(job, known[job], on_note) if job in parent else None
+        if found is not None:
+            finished(job, found)
+        else:
+            waiting.append(job)
+    if waiting:
+        _run_jobs(waiting, known, workers, dask, tick, finished)
     return records
 
 
-def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str, Any]],
-                  on_done: Callable[[Job, bool], None] | None) -> None:
+def _merge_shards(job: Job, scenario: Scenario, shards: Sequence[dict[str, Any]]
+                  ) -> dict[str, Any]:
+    """Store and return a replication's record merged from its authorities' records.
+
+    The authorities' event logs are merged into the replication's (case ids prefixed by
+    the authority's name) and their own files removed; their records stay, small.
+    """
+    out = Path(job.out)
+    sc = job.settings.for_scenario(scenario)
+    record = merge_records(shards, authority_weights(sc))
+    if job.settings.event_log:
+        names = [a.name for a in authority_list(sc.spec)]
+        logs = [shard_log_path(out, job.replication, a) for a in range(len(names))]
+        merge_event_logs(logs, names, event_log_path(out, job.replication))
+        for log in logs:
+            log.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # only when no other replication's are left
+            logs[0].parent.rmdir()
+    key = replication_key(scenario, job.settings, job.replication)
+    write_text_atomic(rep_path(out, job.replication),
+                      json.dumps({"key": key, "record": record}, sort_keys=True))
+    return record
+
+
+def _run_jobs(todo: Sequence[Job], scenarios: dict[Job, Scenario], workers: int,
+              dask: str | None, progress: ProgressFn,
+              finished: Callable[[Job, dict[str, Any]], None]) -> None:
+    """Run jobs here, on local worker processes or on Dask; hand each record to ``finished``."""
+    if dask is not None:
+        _execute_dask(todo, dask, finished)
+    elif workers <= 1 or len(todo) <= 1:
+        for job in todo:
+            finished(job, run_replication(scenarios[job], job.settings, job.replication,
+                                          Path(job.out), partial(progress, job),
+                                          job.authority))
+    else:
+        def done(job: Job) -> None:
+            record = stored(job, scenarios[job])
+            assert record is not None, f"{job} finished but was not stored"
+            finished(job, record)
+
+        run_on_workers(todo, workers, progress, done)
+
+
+def _execute_dask(todo: Sequence[Job], address: str,
+                  finished: Callable[[Job, dict[str, Any]], None]) -> None:
     try:
         # imported by name: Dask is an optional extra (and untyped)
         distributed: Any = importlib.import_module("dask.distributed")
@@ -328,10 +443,7 @@ def _execute_dask(todo: Sequence[Job], address: str, records: dict[Job, dict[str
     try:
         futures = {client.submit(_run_job_dask, job, pure=False): job for job in todo}
         for fut in distributed.as_completed(futures):
-            job = futures[fut]
-            records[job] = fut.result()
-            if on_done is not None:
-                on_done(job, False)
+            finished(futures[fut], fut.result())
     finally:
         client.close()
         if cluster is not None:
@@ -436,6 +548,11 @@ def finish_folder(scenario: Scenario, records: Iterable[dict[str, Any]], out: Pa
     kpis = compute_kpis(ordered, scenario.procedure)
     write_text_atomic(out / "kpis.csv", kpis_csv(kpis))
     write_text_atomic(out / "kpis.md", f"# KPIs: {scenario.name}\n\n" + kpis_markdown(kpis))
+    if scenario.spec.authorities is not None:
+        tables = spread_tables(scenario, [r["replication"] for r in ordered], out, kpis)
+        if tables is not None:
+            write_text_atomic(out / "authorities.csv", tables[0])
+            write_text_atomic(out / "authorities-spread.csv", tables[1])
     return ordered, kpis
 
 

@@ -8,7 +8,9 @@ the procedure by :mod:`simulations.scenario_check`; loading is :mod:`simulations
 
 from __future__ import annotations
 
+import math
 from datetime import date
+from statistics import NormalDist
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +24,8 @@ from pydantic import (
 )
 
 from simulations.distributions import Dist, TimeUnit
+
+_NORMAL = NormalDist()
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -107,6 +111,33 @@ class DistSpec(_Model):
             if any(b[0] > b[1] for b in self.empirical):
                 raise ValueError("empirical: each bin needs low <= high")
         return self
+
+    def quantile(self, p: float) -> float:
+        """The value below which a share ``p`` (0 < p < 1) of draws fall (its unit aside)."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.uniform is not None:
+            return self.uniform[0] + p * (self.uniform[1] - self.uniform[0])
+        if self.triangular is not None:
+            low, mode, high = self.triangular
+            if high == low:
+                return low
+            if p < (mode - low) / (high - low):
+                return low + math.sqrt(p * (high - low) * (mode - low))
+            return high - math.sqrt((1.0 - p) * (high - low) * (high - mode))
+        if self.lognormal is not None:
+            sigma = math.log(self.lognormal.p90 / self.lognormal.median) / _NORMAL.inv_cdf(0.9)
+            return self.lognormal.median * math.exp(sigma * _NORMAL.inv_cdf(p))
+        if self.exponential is not None:
+            return -self.exponential * math.log1p(-p)
+        assert self.empirical is not None
+        total = sum(b[2] for b in self.empirical)
+        below = 0.0
+        for low, high, share in self.empirical:
+            if share > 0 and below + share / total >= p:
+                return low + (p - below) / (share / total) * (high - low)
+            below += share / total
+        return self.empirical[-1][1]
 
     def build(self) -> Dist:
         """The sampling object for this distribution."""
@@ -540,6 +571,84 @@ class ValidationSpec(_Model):
     """Where the scale comes from (a CAL row, or an assumption in one sentence)."""
 
 
+MAX_AUTHORITIES = 1_000
+"""The most authorities a scenario may be split into (England has 153)."""
+
+
+class AuthoritySpec(_Model):
+    """One authority of a scenario split into authorities: its name and share of the whole.
+
+    Its referrals and staff are the scenario's times ``share``
+    (:mod:`simulations.authorities`).
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    share: Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+def _shares_add_up(authorities: list[AuthoritySpec]) -> list[AuthoritySpec]:
+    if not authorities:
+        raise ValueError("name at least one authority (or give a count)")
+    names = [a.name for a in authorities]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"each authority needs its own name ({', '.join(twice)} given twice)")
+    total = sum(a.share for a in authorities)
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        raise ValueError(f"the shares add up to {total:.6g}, not 1: each is the authority's "
+                         "share of the scenario's referrals and staff")
+    return authorities
+
+
+SHARE_TOLERANCE = 0.001
+"""How far the authorities' shares may add up from 1 (rounding in a published table)."""
+
+AuthorityCount = Annotated[int, Field(gt=0), _at_most(
+    MAX_AUTHORITIES, "authorities: England has 153")]
+
+
+class AuthoritySizesSpec(_Model):
+    """``count`` authorities whose sizes follow a distribution, with where it comes from.
+
+    The authorities are the distribution's quantiles at (k + 0.5) / count for k = 0 ...
+    count - 1, smallest first, each a share of their sum: no random draw, so the same
+    block always gives the same authorities. The distribution's unit is ignored (sizes
+    are relative: referrals a year, say).
+    """
+
+    count: AuthorityCount
+    sizes: DistSpec
+    basis: str
+
+    @model_validator(mode="after")
+    def _all_sized(self) -> AuthoritySizesSpec:
+        if self.sizes.quantile(0.5 / self.count) <= 0:
+            raise ValueError("sizes: the smallest authority would have no size: every "
+                             "quantile must be above 0")
+        return self
+
+    def shares(self) -> list[float]:
+        """Each authority's share of the whole, smallest first."""
+        sizes = [self.sizes.quantile((k + 0.5) / self.count) for k in range(self.count)]
+        total = math.fsum(sizes)
+        return [size / total for size in sizes]
+
+
+def _authorities_form(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    return "AuthoritySizesSpec" if isinstance(value, dict | AuthoritySizesSpec) else "int"
+
+
+Authorities = Annotated[
+    Annotated[AuthorityCount, Tag("int")]
+    | Annotated[Annotated[list[AuthoritySpec], AfterValidator(_shares_add_up)], Tag("list")]
+    | Annotated[AuthoritySizesSpec, Tag("AuthoritySizesSpec")],
+    Discriminator(_authorities_form)]
+"""``authorities:`` a count of equal authorities, a list of ``{name, share}``, or a size
+distribution (``{count, sizes, basis}``)."""
+
+
 class ScenarioSpec(_Model):
     """The whole scenario file as written."""
 
@@ -560,6 +669,9 @@ class ScenarioSpec(_Model):
     plan_includes: list[str] = Field(default_factory=list)
     """States beside ``plan_state`` that continue the same plan (a flat procedure's reviews)."""
     validation: ValidationSpec | None = None
+    authorities: Authorities | None = None
+    """Run as this many authorities (or these), each its own shard with its own staff and
+    random streams; the replication's record is their merge (national totals)."""
 
 
 def model_names() -> set[str]:
