@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cpsim.cli import main
@@ -18,6 +19,7 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+@pytest.mark.slow
 def test_check_all_shipped_procedures_passes():
     """`cpsim check --all` (the README's demo) passes every shipped procedure; exit 0."""
     result = run("check", "--all")

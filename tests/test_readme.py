@@ -17,6 +17,8 @@ from click.testing import CliRunner
 
 from cpsim.cli import main
 
+pytestmark = pytest.mark.slow  # runs every README command: `make test-fast` skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
