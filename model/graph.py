@@ -12,6 +12,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import networkx as nx
 
@@ -49,6 +50,47 @@ def active_states(procedure: Procedure, config: Config) -> frozenset[StateId]:
                 continue  # the region's own root is not a state a case is "in"
             active.add(state)
     return frozenset(active)
+
+
+_Value = TypeVar("_Value")
+
+
+class ByIdentity(Generic[_Value]):
+    """Values remembered per object by identity, for tuples a machine hands out again.
+
+    The table machine reuses one events tuple per move, so a run asks about a few hundred;
+    the ``transitions`` machine makes a new tuple every step, so the cache is emptied when
+    it reaches ``limit`` entries. Each entry holds its object, so its id cannot be reused
+    while the entry stands.
+
+    >>> cache: ByIdentity[int] = ByIdentity()
+    >>> key = ("enter", "icpc")
+    >>> cache.get(key) is None
+    True
+    >>> cache.put(key, 2)
+    >>> cache.get(key), cache.get(("enter", "icpc2"))
+    (2, None)
+    """
+
+    __slots__ = ("_found", "limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        """Start empty; forget everything once ``limit`` objects are remembered."""
+        self.limit = limit
+        self._found: dict[int, tuple[object, _Value]] = {}
+
+    def get(self, key: object) -> _Value | None:
+        """The value remembered for this very object, or None."""
+        found = self._found.get(id(key))
+        if found is not None and found[0] is key:
+            return found[1]
+        return None
+
+    def put(self, key: object, value: _Value) -> None:
+        """Remember ``value`` for this object."""
+        if len(self._found) >= self.limit:
+            self._found.clear()
+        self._found[id(key)] = (key, value)
 
 
 class ActiveStates:

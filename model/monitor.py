@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from model.compiler import Step
-from model.graph import ActiveStates, Config, initial_events, is_terminal
+from model.graph import ActiveStates, ByIdentity, Config, initial_events, is_terminal
 from model.spec import EventRef, Procedure, Property
 
 
@@ -68,8 +68,9 @@ class PropertyMonitor:
         self._tests = tuple(self._tested(p) for p in self._safety)
         # a step's events, with which tested events they hold, per events tuple (by identity:
         # the table machine reuses one tuple per move, so a run asks about a few hundred)
-        self._seen_events: dict[int, tuple[tuple[EventRef, ...], frozenset[EventRef],
-                                           tuple[tuple[Property, tuple[bool, ...]], ...]]] = {}
+        self._seen_events: ByIdentity[tuple[frozenset[EventRef],
+                                             tuple[tuple[Property, tuple[bool, ...]], ...]]] = (
+            ByIdentity())
 
     def _tested(self, p: Property) -> tuple[EventRef | None, ...]:
         """The events whose presence in a step a safety property looks at, in use order."""
@@ -92,19 +93,18 @@ class PropertyMonitor:
         Each comes with which of its tested events the step holds. A property that only
         looks at events (absence, precedence, response) is left out when none is held.
         """
-        found = self._seen_events.get(id(events))
-        if found is not None and found[0] is events:
-            return found[1], found[2]
+        found = self._seen_events.get(events)
+        if found is not None:
+            return found
         held = frozenset(events)
         checks = []
         for p, tests in zip(self._safety, self._tests, strict=True):
             hit = tuple(e in held for e in tests)
             if p.pattern not in ("absence", "precedence", "response") or any(hit):
                 checks.append((p, hit))
-        if len(self._seen_events) >= 4096:
-            self._seen_events.clear()  # new tuples every step (the transitions machine)
-        self._seen_events[id(events)] = (events, held, tuple(checks))  # keeps the id in use
-        return held, tuple(checks)
+        found = (held, tuple(checks))
+        self._seen_events.put(events, found)
+        return found
 
     def start(self, case_id: str) -> list[Violation]:
         """Begin watching a new case at the procedure's initial configuration."""

@@ -30,7 +30,7 @@ import simpy
 
 from model.calendar import WorkingCalendar
 from model.compiler import Case, FireResult, Option, Step
-from model.graph import ActiveStates, Config, is_terminal, possible_events
+from model.graph import ActiveStates, ByIdentity, Config, is_terminal, possible_events
 from model.guards import evaluate
 from model.spec import Deadline, Procedure, Transition
 from model.types import SimHours, StateId, TriggerId
@@ -264,7 +264,7 @@ class Engine:
         self._manager_cache: dict[str, tuple[str, ...]] = {}
         # per events tuple (by identity): the states exited and entered, and whether the
         # exits mirror the entries
-        self._shape_cache: dict[int, tuple[tuple[Any, ...], _Shape]] = {}
+        self._shape_cache: ByIdentity[_Shape] = ByIdentity()
         self.stage_counts: Counter[str] = Counter()
         self.plan_state = spec.plan_state
         self.plan_episode: frozenset[StateId] = (
@@ -926,18 +926,15 @@ class Engine:
     def _shape(self, events: tuple[Any, ...]) -> _Shape:
         """States a step exits and enters (in event order), and whether exits mirror entries.
 
-        Cached by the events tuple's identity (the table machine reuses one per move); the
-        cache holds the tuple, so its id cannot be reused while the entry stands.
+        Cached by the events tuple's identity (:class:`model.graph.ByIdentity`).
         """
-        found = self._shape_cache.get(id(events))
-        if found is not None and found[0] is events:
-            return found[1]
+        found = self._shape_cache.get(events)
+        if found is not None:
+            return found
         exited = tuple(e.name for e in events if e.kind == "exit")
         entered = tuple(e.name for e in events if e.kind == "enter")
         shape = (exited, entered, exited == entered[::-1])
-        if len(self._shape_cache) >= 4096:
-            self._shape_cache.clear()  # new tuples every step (the transitions machine)
-        self._shape_cache[id(events)] = (events, shape)
+        self._shape_cache.put(events, shape)
         return shape
 
     def _finish(self, live: _Live, config: Config) -> None:
