@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 OUT    ?= out
 
-.PHONY: demo test test-fast lint types pytest bench clean browser fuzz golden
+.PHONY: demo test test-fast lint types pytest bench clean browser fuzz golden native pure
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,20 @@ demo: $(STAMP)
 	$(BIN)/cpsim run scenarios/baseline.yaml --out $(OUT)/baseline --force
 	@echo "Diagrams in $(OUT)/; baseline report: $(OUT)/baseline/report.html"
 
-## bench: national year, engine rate against the reference loop and bare SimPy, speed-up.
-bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+## bench: national year, engine rate (compiled and pure) against the reference loop and bare
+## SimPy, speed-up. Builds the compiled modules first.
+bench: native
+	CPSIM_NATIVE=1 $(BIN)/python bench/bench.py
+
+## native: compile the engine's hot modules with mypyc into build/native/ (needs a C compiler;
+## about 30 s). The packages use the build while it matches the source (model/native.py);
+## results are identical to pure Python (tests/test_native.py).
+native: $(STAMP)
+	$(BIN)/python tools/build_native.py
+
+## pure: remove the compiled build; everything runs as pure Python again.
+pure:
+	$(BIN)/python tools/build_native.py --clean
 
 ## test: lint, strict types on all four packages, and the whole pytest suite.
 test: lint types pytest
@@ -68,4 +79,4 @@ pytest: $(STAMP) browser
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q --durations=25
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis build

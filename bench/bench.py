@@ -1,13 +1,16 @@
 """Benchmarks for `make bench`: engine rate against references, and the national year.
 
-1. Engine rate on one core: `baseline` (one authority) for one simulated year in this
-   process, invariant monitor and event log on. In the same run two references: the
-   reference loop of ``bench/reference.py`` (SimPy driving a dict transition table of the
-   same procedure over the same number of transitions) and a bare SimPy loop firing as many
-   timeouts as the engine scheduled events. Prints transitions per second and the ratios.
+1. Engine rate on one core: `baseline` (one authority) for one simulated year, invariant
+   monitor and event log on, once on the mypyc build of the hot modules (``make native``,
+   :mod:`model.native`) and once on pure Python, each in its own process. In the same run
+   two references: the reference loop of ``bench/reference.py`` (SimPy driving a dict
+   transition table of the same procedure over the same number of transitions) and a bare
+   SimPy loop firing as many timeouts as the engine scheduled events. Prints transitions per
+   second and the ratios.
 2. The national year: `england` (153 authority shards) for one simulated year, one
    replication, event log on, through the runner on 1 and on 2 worker processes. Prints the
    wall times, the speed-up and the peak memory of this process and of the largest worker.
+   This runs on the build this process has (``make bench`` sets ``CPSIM_NATIVE=1``).
 
 Targets (2-core machine, issue 13): at least 55,000 transitions/s on one core and a ratio of
 at least 0.12 to the reference loop; the national year within 60 s on 2 workers, at most
@@ -18,7 +21,10 @@ the machine is shared.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +33,7 @@ from pathlib import Path
 import simpy
 from reference import reference_loop
 
+from model import native
 from simulations.engine import Engine
 from simulations.eventlog import EventLogWriter
 from simulations.observers import InvariantMonitor
@@ -91,14 +98,29 @@ def main() -> int:
     """Run the benchmarks and print a small report; exit 1 when a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--engine-json", action="store_true",
+                        help="only measure the engine in this process; print JSON")
     args = parser.parse_args()
-    r = engine_rate(args.days)
+    if args.engine_json:
+        print(json.dumps({**engine_rate(args.days), "compiled": native.in_use()}))
+        return 0
+    rates = {}
+    for mode in ("1", "0"):  # compiled, then pure Python, each in a fresh process
+        command = [sys.executable, __file__, "--engine-json", "--days", str(args.days)]
+        run = subprocess.run(command, env={**os.environ, "CPSIM_NATIVE": mode},  # noqa: S603
+                             capture_output=True, text=True, check=True)
+        rates[mode] = json.loads(run.stdout.splitlines()[-1])
+    r, pure = rates["1"], rates["0"]
+    assert r["compiled"] and not pure["compiled"]
+    pure_rate = pure["transitions"] / pure["wall"]
     rate = r["transitions"] / r["wall"]
     bare_rate = r["events"] / r["bare_wall"]
     ref_rate = r["ref_transitions"] / r["ref_wall"]
     print(f"engine on one core: baseline, {args.days} simulated days: {r['cases']:,.0f} cases, "
           f"{r['transitions']:,.0f} transitions in {r['wall']:.1f} s")
-    print(f"  transitions/s        {rate:10,.0f}   (target >= 55,000)")
+    print(f"  transitions/s        {rate:10,.0f}   (target >= 55,000; compiled with mypyc)")
+    print(f"  pure Python          {pure_rate:10,.0f}   transitions/s "
+          f"(compiled is {rate / pure_rate:.2f}x; same records, tests/test_native.py)")
     print(f"  reference loop       {ref_rate:10,.0f}   transitions/s ({r['ref_transitions']:,.0f} "
           f"dict-table moves in SimPy in {r['ref_wall']:.2f} s, same run)")
     print(f"  ratio to reference   {rate / ref_rate:10.3f}   (target >= 0.12)")
@@ -109,8 +131,9 @@ def main() -> int:
     one, transitions, cases = national_year(args.days, 1)
     two, _, _ = national_year(args.days, 2)
     peak = max(_peak_rss_gib(), _peak_rss_gib(resource.RUSAGE_CHILDREN))
+    build = "compiled with mypyc" if native.in_use() else "pure Python"
     print(f"national year: england as 153 authorities, {args.days} simulated days, "
-          f"{cases:,} cases, {transitions:,} transitions")
+          f"{cases:,} cases, {transitions:,} transitions ({build})")
     print(f"  1 worker             {one:8.1f} s   ({transitions / one:,.0f} transitions/s)")
     print(f"  2 workers            {two:8.1f} s   (target <= 60 s)")
     print(f"  speed-up             {one / two:8.2f}     (target >= 1.8)")

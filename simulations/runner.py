@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from model import native
 from model.atomic import remove_leftovers, write_text_atomic
 from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure
@@ -460,6 +461,8 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
+    # which build of the hot modules ran (model.native); the records are the same either way
+    out["engine_build"] = "mypyc" if not native.verdict() else "python"
     return out
 
 
