@@ -38,6 +38,36 @@ class _CaseTrack:
 TRACE_STEPS = 200
 """Steps kept per case for a violation's trace (the most recent; the event log has all)."""
 
+_PRECEDENCE, _SCOPE, _RESPONSE = 0, 1, 2
+"""What a quick check (:class:`_Quick`) is."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Quick:
+    """What one step asks of the safety properties whose answer depends on the case.
+
+    Worked out once per step shape (events, configurations and records): the properties
+    that can only say one thing about such a step (absence, co-recorded, monotone,
+    final) are answered then, and a step they break takes the full check.
+
+    Attributes:
+        before: The configuration the step leaves.
+        after: The configuration it enters.
+        records: What it records.
+        held: Its events as a set.
+        full: Some property answered in advance breaks: check everything.
+        checks: (what, property, three flags) for each property left, in declared order:
+            precedence (its ``requires`` held), scope (re-entered, was in, is in) or
+            response (``then`` held, ``of`` held).
+    """
+
+    before: Config
+    after: Config
+    records: tuple[str, ...]
+    held: frozenset[EventRef]
+    full: bool
+    checks: tuple[tuple[int, Property, bool, bool, bool], ...]
+
 
 class PropertyMonitor:
     """Watches many cases of one procedure; report violations, never print.
@@ -71,6 +101,7 @@ class PropertyMonitor:
         self._seen_events: ByIdentity[tuple[frozenset[EventRef],
                                              tuple[tuple[Property, tuple[bool, ...]], ...]]] = (
             ByIdentity())
+        self._quick: ByIdentity[_Quick] = ByIdentity()
 
     def _tested(self, p: Property) -> tuple[EventRef | None, ...]:
         """The events whose presence in a step a safety property looks at, in use order."""
@@ -129,66 +160,131 @@ class PropertyMonitor:
         trace = tuple(track.trace) if track else ()
         return Violation(case_id, p.id, p.rules, message, trace)
 
+    def _quick_for(self, step: Step) -> _Quick:
+        """The step's :class:`_Quick`, remembered by its events tuple's identity.
+
+        :meth:`observe` reuses it for a step with that very tuple, configurations and
+        records.
+        """
+        held, checks = self._events(step.events)
+        before_active = self._active(step.before)
+        after_active = self._active(step.after)
+        full = False
+        quick: list[tuple[int, Property, bool, bool, bool]] = []
+        for p, hit in checks:
+            if p.pattern == "precedence":
+                if hit[0]:
+                    quick.append((_PRECEDENCE, p, hit[1], False, False))
+            elif p.pattern == "never_ends_without":
+                assert p.scope is not None
+                was_in, now_in = p.scope in before_active, p.scope in after_active
+                if was_in or now_in:
+                    quick.append((_SCOPE, p, hit[0], was_in, now_in))
+            elif p.pattern == "response":
+                if hit[0] or hit[1]:
+                    quick.append((_RESPONSE, p, hit[0], hit[1], False))
+            elif p.pattern in ("absence", "co_recorded", "monotone", "final"):
+                # the same answer for every case: find out now whether it is a violation
+                out: list[Violation] = []
+                self._answer(step, p, hit, before_active, after_active, _CaseTrack(), out)
+                full = full or bool(out)
+        found = _Quick(step.before, step.after, step.records, held, full, tuple(quick))
+        self._quick.put(step.events, found)
+        return found
+
     def observe(self, step: Step) -> list[Violation]:
         """Check one step of one case against every safety property."""
-        track = self._cases.setdefault(step.case_id, _CaseTrack())
+        track = self._cases.get(step.case_id)
+        if track is None:
+            track = self._cases[step.case_id] = _CaseTrack()
         if self.keep_trace:
             track.trace.append(step)
+        quick = self._quick.get(step.events)
+        if quick is None or quick.before is not step.before or quick.after is not step.after \
+                or quick.records is not step.records:
+            quick = self._quick_for(step)
+        if quick.full:
+            return self._observe_all(step, track)
+        out: list[Violation] = []
+        for what, p, a, b, c in quick.checks:
+            if what == _PRECEDENCE:
+                if p.requires not in track.seen and not a:
+                    out.append(self._violation(step.case_id, p,
+                                               f"{p.of} before {p.requires}"))
+            elif what == _SCOPE:
+                self._scope(step, p, track, out, a, b, c)
+            elif a:
+                track.pending.pop(p.id, None)
+            elif b:
+                track.pending.setdefault(p.id, step)
+        track.seen |= quick.held
+        return out
+
+    def _observe_all(self, step: Step, track: _CaseTrack) -> list[Violation]:
+        """:meth:`observe` property by property, in declared order."""
         events, checks = self._events(step.events)
         before_active = self._active(step.before)
         after_active = self._active(step.after)
         out: list[Violation] = []
         for p, hit in checks:
-            if p.pattern == "absence" and hit[0]:
-                out.append(self._violation(step.case_id, p, f"{p.of} happened"))
-            elif p.pattern == "precedence":
-                assert p.of is not None and p.requires is not None
-                if hit[0] and p.requires not in track.seen and not hit[1]:
-                    out.append(self._violation(step.case_id, p,
-                                               f"{p.of} before {p.requires}"))
-            elif p.pattern == "never_ends_without":
-                assert p.scope is not None
-                was_in, now_in = p.scope in before_active, p.scope in after_active
-                if was_in or now_in:  # else the step is nowhere near the scope
-                    self._scope(step, p, track, out, hit[0], was_in, now_in)
-            elif p.pattern == "co_recorded":
-                if p.if_records in step.records and not set(p.also) <= set(step.records):
-                    out.append(self._violation(step.case_id, p,
-                                               f"{step.trigger} records {p.if_records} "
-                                               f"without {', '.join(p.also)}"))
-            elif p.pattern == "monotone":
-                self._monotone(step, p, out)
-            elif p.pattern == "final":
-                assert p.state is not None
-                left = p.state not in after_active or hit[0]
-                if p.state in before_active and left:
-                    out.append(self._violation(step.case_id, p,
-                                               f"{step.trigger} moved on from final {p.state}"))
-            elif p.pattern == "response":
-                assert p.of is not None and p.then is not None
-                if hit[0]:
-                    track.pending.pop(p.id, None)
-                elif hit[1]:
-                    track.pending.setdefault(p.id, step)
+            self._answer(step, p, hit, before_active, after_active, track, out)
         track.seen |= events
         return out
+
+    def _answer(self, step: Step, p: Property, hit: tuple[bool, ...],
+                before_active: frozenset[str], after_active: frozenset[str],
+                track: _CaseTrack, out: list[Violation]) -> None:
+        """Check one safety property on one step; what the step's events hold is ``hit``."""
+        if p.pattern == "absence" and hit[0]:
+            out.append(self._violation(step.case_id, p, f"{p.of} happened"))
+        elif p.pattern == "precedence":
+            assert p.of is not None and p.requires is not None
+            if hit[0] and p.requires not in track.seen and not hit[1]:
+                out.append(self._violation(step.case_id, p,
+                                           f"{p.of} before {p.requires}"))
+        elif p.pattern == "never_ends_without":
+            assert p.scope is not None
+            was_in, now_in = p.scope in before_active, p.scope in after_active
+            if was_in or now_in:  # else the step is nowhere near the scope
+                self._scope(step, p, track, out, hit[0], was_in, now_in)
+        elif p.pattern == "co_recorded":
+            if p.if_records in step.records and not set(p.also) <= set(step.records):
+                out.append(self._violation(step.case_id, p,
+                                           f"{step.trigger} records {p.if_records} "
+                                           f"without {', '.join(p.also)}"))
+        elif p.pattern == "monotone":
+            self._monotone(step, p, out)
+        elif p.pattern == "final":
+            assert p.state is not None
+            left = p.state not in after_active or hit[0]
+            if p.state in before_active and left:
+                out.append(self._violation(step.case_id, p,
+                                           f"{step.trigger} moved on from final {p.state}"))
+        elif p.pattern == "response":
+            assert p.of is not None and p.then is not None
+            if hit[0]:
+                track.pending.pop(p.id, None)
+            elif hit[1]:
+                track.pending.setdefault(p.id, step)
 
     def _scope(self, step: Step, p: Property, track: _CaseTrack, out: list[Violation],
                reentered: bool, was_in: bool, now_in: bool) -> None:
         assert p.scope is not None
+        scopes = track.scope_records
         if was_in:
-            recorded = track.scope_records.setdefault(p.id, set()) | set(step.records)
+            recorded = scopes.get(p.id)
+            if recorded is None:
+                recorded = scopes[p.id] = set()
+            recorded.update(step.records)  # each case's own set: updated in place
             if not now_in or reentered:
                 if not any(set(g) <= recorded for g in p.records_any):
                     need = " or ".join("+".join(g) for g in p.records_any)
                     out.append(self._violation(step.case_id, p,
                                                f"left {p.scope} by {step.trigger} without "
                                                f"recording {need}"))
-                track.scope_records.pop(p.id, None)
-            else:
-                track.scope_records[p.id] = recorded
+                del scopes[p.id]
         if now_in and (not was_in or reentered):
-            track.scope_records[p.id] = set(step.records)
+            scopes[p.id] = set(step.records)
 
     def _monotone(self, step: Step, p: Property, out: list[Violation]) -> None:
         rank = self._rank[p.id]

@@ -126,6 +126,52 @@ _Shape = tuple[tuple[StateId, ...], tuple[StateId, ...], bool]
 """A step's exited states, entered states, and whether the exits mirror the entries."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What a transition's resources say about it, worked out once per transition.
+
+    Attributes:
+        transition: The transition.
+        people: It needs people, so it happens in working hours.
+        meeting: It needs a chair and a minute-taker: it opens a meeting, unless the case
+            already sits in one.
+        social: It needs the case's social worker.
+        managers: The manager levels it queues for, in its resources' order (only levels
+            the scenario staffs).
+        actor: Who is recorded as doing it when nobody in particular was waited for.
+    """
+
+    transition: Transition
+    people: bool
+    meeting: bool
+    social: bool
+    managers: tuple[str, ...]
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Here:
+    """What the engine asks about one configuration, worked out once per configuration.
+
+    Attributes:
+        config: The configuration.
+        active: Its active states.
+        behaving: Active states with a behaviour, outermost first, main flow then regions.
+        holds: A social worker holds a case here.
+        top: Its top-level stage (the main flow's outermost state).
+        offered: Triggers whose transitions start somewhere active (guards ignored).
+        in_plan: Some state of the plan episode is active.
+    """
+
+    config: Config
+    active: frozenset[StateId]
+    behaving: tuple[StateId, ...]
+    holds: bool
+    top: str
+    offered: frozenset[TriggerId]
+    in_plan: bool
+
+
 # -- live state ------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Plan:
@@ -140,6 +186,8 @@ class _Plan:
 class _Live:
     case: Case
     process_order: int
+    here: _Here
+    """Where the case is (kept with every step it takes)."""
     entered: dict[StateId, SimHours] = field(default_factory=dict)
     visits: Counter[StateId] = field(default_factory=Counter)
     plans: dict[str, _Plan] = field(default_factory=dict)
@@ -153,9 +201,9 @@ class _Live:
     plan_started: SimHours | None = None
     plans_had: int = 0
     meeting: StateId | None = None
-    options: tuple[Option, ...] | None = None
-    enabled: dict[TriggerId, Transition] = field(default_factory=dict)
-    """With ``options``: each enabled trigger's first enabled transition."""
+    enabled: Mapping[TriggerId, _Kind] | None = None
+    """Each enabled trigger's first enabled transition, until the case moves (shared: read
+    only; None when not yet asked since the case last moved)."""
     hurried: bool = False
     """A step came early (a review brought forward): aims wait until the next meeting sits."""
 
@@ -249,64 +297,75 @@ class Engine:
         self._order = itertools.count()
         self._numbers = itertools.count(1)
         self._active = ActiveStates(self.procedure)
-        self._behaving_cache: dict[Config, tuple[StateId, ...]] = {}
-        self._holding_cache: dict[Config, bool] = {}
-        self._offered_cache: dict[Config, frozenset[TriggerId]] = {}
+        self._heres: dict[Config, _Here] = {}
         # where a booked meeting stays booked: the states around its trigger's sources (the
         # conference's preparation, whose steps run before the meeting can open)
         self._booking_scope: dict[TriggerId, frozenset[StateId]] = defaultdict(frozenset)
         for t in self.procedure.transitions:
             self._booking_scope[t.trigger] |= frozenset(
                 self.procedure.states[s].parent or s for s in t.sources)
-        self._top_cache: dict[Config, str] = {}
-        # per transition id: (needs people, may open a meeting, needs the social worker)
-        self._kind_cache: dict[str, tuple[bool, bool, bool]] = {}
-        self._manager_cache: dict[str, tuple[str, ...]] = {}
+        self._kinds: dict[str, _Kind] = {}
+        # per options tuple (by identity: the table machine reuses one per configuration
+        # without guards): each enabled trigger's first enabled transition
+        self._enabled_cache: ByIdentity[Mapping[TriggerId, _Kind]] = ByIdentity()
         # per events tuple (by identity): the states exited and entered, and whether the
         # exits mirror the entries
         self._shape_cache: ByIdentity[_Shape] = ByIdentity()
+        self._task_keys = {d.id: f"task:{d.id}" for d in self.procedure.deadlines}
+        # per deadline a task ends: (its trigger, aim, after, needs people, plan key)
+        self._task_of = {
+            d.id: (d.end.name, *self.tasks[d.end.name],
+                   self._task_needs_people.get(d.end.name, True), self._task_keys[d.id])
+            for d in self.procedure.deadlines
+            if d.end.kind == "trigger" and d.end.name in self.tasks}
+        # per top-level state, the states inside it
+        self._inside = {top: frozenset(s for s in self.procedure.states
+                                       if s != top and top in self.procedure.ancestors(s))
+                        for top, st in self.procedure.states.items() if st.parent is None}
+        self._worker_actors: dict[int, str] = {}
         self.stage_counts: Counter[str] = Counter()
         self.plan_state = spec.plan_state
         self.plan_episode: frozenset[StateId] = (
             frozenset({spec.plan_state, *spec.plan_includes}) if spec.plan_includes
             else frozenset())
 
-    # -- small cached views of a configuration ---------------------------------------------
-    def _behaving(self, config: Config) -> tuple[StateId, ...]:
-        """Active states with a behaviour, outermost first, main flow then regions."""
-        found = self._behaving_cache.get(config)
-        if found is None:
-            out: list[StateId] = []
-            for leaf in config:
-                for sid in reversed(self.procedure.ancestors(leaf)):
-                    if sid in self.behaviour:
-                        out.append(sid)
-            found = tuple(out)
-            self._behaving_cache[config] = found
-        return found
-
-    def _holds(self, config: Config) -> bool:
-        found = self._holding_cache.get(config)
-        if found is None:
-            found = bool(self.holding & self._active(config))
-            self._holding_cache[config] = found
-        return found
-
-    def _offered(self, config: Config) -> frozenset[TriggerId]:
-        """Triggers whose transitions start somewhere active (guards ignored)."""
-        found = self._offered_cache.get(config)
+    # -- small cached views of a configuration and a transition -----------------------------
+    def _here(self, config: Config) -> _Here:
+        """What the engine asks about ``config`` (worked out on first sight)."""
+        found = self._heres.get(config)
         if found is None:
             active = self._active(config)
-            found = frozenset(t.trigger for t in self.procedure.transitions
-                              if active & set(t.sources))
-            self._offered_cache[config] = found
+            behaving = tuple(sid for leaf in config
+                             for sid in reversed(self.procedure.ancestors(leaf))
+                             if sid in self.behaviour)
+            offered = frozenset(t.trigger for t in self.procedure.transitions
+                                if active & set(t.sources))
+            found = self._heres[config] = _Here(
+                config, active, behaving, bool(self.holding & active),
+                self.procedure.ancestors(config[0])[-1], offered,
+                bool(active & self.plan_episode))
         return found
 
-    def _top(self, config: Config) -> str:
-        found = self._top_cache.get(config)
+    def _kind(self, t: Transition) -> _Kind:
+        """What a transition's resources say about it (worked out on first sight)."""
+        found = self._kinds.get(t.id)
         if found is None:
-            found = self.procedure.ancestors(config[0])[-1]
-            self._top_cache[config] = found
+            roles = {r.role for r in t.resources}
+            found = self._kinds[t.id] = _Kind(
+                t, bool(t.resources),
+                not t.internal and "conference_chair" in roles and "minute_taker" in roles,
+                "social_worker" in roles,
+                tuple(r.level for r in t.resources
+                      if r.role == "manager" and r.level is not None
+                      and r.level in self.managers),
+                next((r.role for r in t.resources), "case"))
+        return found
+
+    def _worker_actor(self, worker: int) -> str:
+        """The actor a step done by social worker post ``worker`` is recorded with."""
+        found = self._worker_actors.get(worker)
+        if found is None:
+            found = self._worker_actors[worker] = f"social_worker:{worker}"
         return found
 
     # -- running -----------------------------------------------------------------------------
@@ -381,24 +440,25 @@ class Engine:
         rng = self.rng["facts"]
         facts = {name: bool(rng.random() < p) for name, p in self.spec.demand.facts.items()}
         case, started = self.machine.new_case(case_id, facts, self.env.now)
-        live = _Live(case, next(self._order))
+        config = self.machine.configuration(case)
+        here = self._here(config)
+        live = _Live(case, next(self._order), here)
         live.plans_had = previous_plans
         self.live[case_id] = live
         self.record.cases_created += 1
-        config = self.machine.configuration(case)
         now = self.env.now
-        for sid in self._active(config):
+        for sid in here.active:
             live.entered[sid] = now
             live.visits[sid] += 1
             if now >= self.warm_up:
                 self.record.entries[sid] += 1
-        self.stage_counts[self._top(config)] += 1
+        self.stage_counts[here.top] += 1
         told: Mapping[str, object] = (facts if not previous_plans
                                       else {**facts, "previous_plans": previous_plans})
         for obs in self.observers:
             obs.case_started(case_id, now, config, told)
         self._plan_tasks(live, started)
-        if self._holds(config):
+        if here.holds:
             self.workers.request(live)
         self.env.process(self._case(live))
 
@@ -407,37 +467,51 @@ class Engine:
         rng = self.rng["facts"]
         facts = {name: bool(rng.random() < p) for name, p in self.spec.demand.facts.items()}
         case, _ = self.machine.new_case(past.case_id, facts, past.start)
-        live = _Live(case, next(self._order))
+        config = self.machine.configuration(case)
+        live = _Live(case, next(self._order), self._here(config))
         self.live[past.case_id] = live
         self.record.cases_created += 1
-        config = self.machine.configuration(case)
-        for sid in self._active(config):
+        for sid in live.here.active:
             live.entered[sid] = past.start
             live.visits[sid] += 1
         for obs in self.observers:
             obs.case_started(past.case_id, past.start, config, facts)
         for at, trigger in past.steps:
-            live.options = None
+            live.enabled = None
             step = self.machine.fire(case, trigger, at).step
             for obs in self.observers:
                 obs.step(step, "history")
-            self._moved(live, step, counting=False, staff=False)
-        live.options = None
-        config = self.machine.configuration(case)
-        self.stage_counts[self._top(config)] += 1
+            before, live.here = live.here, self._here(step.after)
+            self._moved(live, step, self._shape(step.events), before, live.here,
+                        counting=False, staff=False)
+        live.enabled = None
+        self.stage_counts[live.here.top] += 1
         self._plan_tasks(live, tuple(case.clocks))
-        if self._holds(config):
+        if live.here.holds:
             self.workers.request(live)
         self.env.process(self._case(live))
 
     def _case(self, live: _Live) -> Generator[simpy.Event, Any, None]:
         env = self.env
+        back = self.workers.back
+        plans = live.plans
+        inf = math.inf
         while True:
-            self._replan(live)
+            # plan again only when a task waits for the case to be able to do it, or a
+            # behaving state has no plan (the tests _replan starts with)
+            for p in plans.values():
+                if p.time == inf:
+                    self._replan(live)
+                    break
+            else:
+                for sid in live.here.behaving:
+                    if sid not in plans:
+                        self._replan(live)
+                        break
             # the earliest plan, ties by planning order (one pass, no key tuples)
             key = ""
             plan = None
-            for k, p in live.plans.items():
+            for k, p in plans.items():
                 if plan is None or p.time < plan.time or (
                         p.time == plan.time and p.order < plan.order):
                     key, plan = k, p
@@ -450,30 +524,50 @@ class Engine:
                         f"here (allowed: {', '.join(sorted(self._enabled(live))) or 'none'})")
                 self._finish(live, config)
                 return
-            if plan.time > env.now:
-                yield env.timeout(plan.time - env.now)
+            now = env.now
+            if plan.time > now:
+                yield env.timeout(plan.time - now)
+            # Most steps wait for nobody: fire them here, without a generator for the step
+            # (the same decisions as _execute's, which handles every other step).
+            enabled = live.enabled
+            if enabled is None:
+                enabled = self._enabled(live)
+            kind = enabled.get(plan.trigger)
+            if kind is not None and not kind.managers and not (
+                    kind.meeting and live.meeting is None):
+                if not (kind.social and live.here.holds):
+                    actor = kind.actor
+                elif live.worker is not None and back[live.worker] is None:
+                    actor = self._worker_actor(live.worker)
+                else:
+                    actor = ""
+                if actor:
+                    plans.pop(key, None)
+                    self._fire(live, plan.trigger, actor, plan.reason)
+                    continue
             yield from self._execute(live, key, plan)
 
-    def _options(self, live: _Live) -> tuple[Option, ...]:
-        """The machine's options for the case, remembered until the case next moves."""
-        if live.options is None:
-            live.options = options = self.machine.options(live.case)
-            enabled: dict[TriggerId, Transition] = {}
-            for o in options:
-                if o.enabled and o.transition.trigger not in enabled:
-                    enabled[o.transition.trigger] = o.transition
-            live.enabled = enabled
-        return live.options
+    def _enabled(self, live: _Live) -> Mapping[TriggerId, _Kind]:
+        """The enabled triggers, each with its first enabled transition.
 
-    def _enabled(self, live: _Live) -> Mapping[TriggerId, Transition]:
-        """The enabled triggers, each with its first enabled transition (cached)."""
-        if live.options is None:
-            self._options(live)
-        return live.enabled
+        From the machine's options, remembered until the case next moves.
+        """
+        found = live.enabled
+        if found is None:
+            options = self.machine.options(live.case)
+            found = self._enabled_cache.get(options)
+            if found is None:
+                enabled: dict[TriggerId, _Kind] = {}
+                for o in options:
+                    if o.enabled and o.transition.trigger not in enabled:
+                        enabled[o.transition.trigger] = self._kind(o.transition)
+                found = enabled
+                self._enabled_cache.put(options, found)
+            live.enabled = found
+        return found
 
     # -- planning ----------------------------------------------------------------------------
     def _replan(self, live: _Live) -> None:
-        config = self.machine.configuration(live.case)
         plans = live.plans
         inf = math.inf
         for p in plans.values():
@@ -484,7 +578,7 @@ class Engine:
                     if plan.trigger in enabled_now:
                         plan.time = self._working_moment(self.env.now, self.env.now)
                 break
-        behaving = self._behaving(config)
+        behaving = live.here.behaving
         for sid in behaving:
             if sid not in plans:
                 break
@@ -501,7 +595,7 @@ class Engine:
                 table = b.tables[min(live.visits[sid], len(b.tables)) - 1]
             else:
                 table = b.tables[0]
-            usable = frozenset(t for t in table.triggers if t in enabled)
+            usable = frozenset(filter(enabled.__contains__, table.triggers))
             if not usable:
                 live.declined.pop(sid, None)  # the opportunity has passed
                 continue
@@ -552,17 +646,15 @@ class Engine:
                 dist = Dist("fixed", "hours", (0.0,))
             time = advance(self.calendar, now, dist.sample(rng), dist.unit)
         time = max(time, now)
-        reason = ""
-        transition = self._transition_for(live, trigger)
-        if self._needs_people(transition) and not (
-                transition is not None and self._is_meeting(live, transition)):
-            time = self._working_moment(time, now)
-        if transition is not None and self._is_meeting(live, transition):
+        kind = self._enabled(live).get(trigger)
+        if kind is not None and kind.meeting and live.meeting is None:
             time, late = self._book(live, trigger, time)
             if late and b.postpone is not None and "postpone" not in live.plans:
                 live.plans["postpone"] = _Plan(now, next(self._order), b.postpone,
                                                "postpone", "no_slot_in_time")
-        live.plans[b.state] = _Plan(time, next(self._order), trigger, b.state, reason)
+        elif kind is not None and kind.people:
+            time = self._working_moment(time, now)
+        live.plans[b.state] = _Plan(time, next(self._order), trigger, b.state)
 
     def _working_moment(self, t: SimHours, now: SimHours) -> SimHours:
         """``t`` moved into working hours.
@@ -573,48 +665,16 @@ class Engine:
         cal = self.calendar
         day = math.floor(t / 24.0)
         hour = t - 24.0 * day
-        if cal.is_working(day) and cal.day_starts <= hour < cal.day_ends:
+        working = cal.is_working(day)
+        if working and cal.day_starts <= hour < cal.day_ends:
             return t
-        if cal.is_working(day) and hour >= cal.day_ends:
+        if working and hour >= cal.day_ends:
             earlier = 24.0 * day + cal.day_ends - 0.5
         else:
             earlier = 24.0 * cal.working_before(day) + cal.day_ends - 0.5
         if earlier >= now:
             return earlier
         return cal.next_working_time(now)
-
-    def _needs_people(self, t: Transition | None) -> bool:
-        return t is not None and self._kind(t)[0]
-
-    def _kind(self, t: Transition) -> tuple[bool, bool, bool]:
-        """What a transition's resources say about it, worked out once per transition."""
-        found = self._kind_cache.get(t.id)
-        if found is None:
-            roles = {r.role for r in t.resources}
-            found = (bool(t.resources),
-                     not t.internal and "conference_chair" in roles and "minute_taker" in roles,
-                     "social_worker" in roles)
-            self._kind_cache[t.id] = found
-        return found
-
-    def _transition_for(self, live: _Live, trigger: TriggerId) -> Transition | None:
-        return self._enabled(live).get(trigger)
-
-    def _managers_for(self, t: Transition) -> tuple[str, ...]:
-        """The manager levels a transition needs, in its resources' order (cached)."""
-        found = self._manager_cache.get(t.id)
-        if found is None:
-            found = self._manager_cache[t.id] = tuple(
-                r.level for r in t.resources if r.role == "manager" and r.level is not None)
-        return found
-
-    def _is_meeting(self, live: _Live, t: Transition) -> bool:
-        """True when ``t`` opens a meeting.
-
-        It needs a chair and a minute-taker, and the case is not already sitting in one
-        (steps inside a sitting conference need them too).
-        """
-        return live.meeting is None and self._kind(t)[1]
 
     def _book(self, live: _Live, trigger: TriggerId, target: SimHours) -> tuple[float, bool]:
         """Book (or reuse) the case's diary slot for a meeting; True when it is too late."""
@@ -672,13 +732,13 @@ class Engine:
 
     def _plan_tasks(self, live: _Live, started: Sequence[str]) -> None:
         for did in started:
-            d = self.deadline[did]
-            if d.end.kind != "trigger" or d.end.name not in self.tasks:
+            task = self._task_of.get(did)
+            if task is None:
                 continue
             clock = live.case.clocks.get(did)
             if clock is None:
                 continue
-            aim, after = self.tasks[d.end.name]
+            trigger, aim, after, people, key = task
             if clock.due is not None:
                 low = clock.earliest if clock.earliest is not None else clock.started
                 time = low + self._fraction(aim) * (clock.due - low)
@@ -689,10 +749,9 @@ class Engine:
                 continue
             now = self.env.now
             time = max(time, now)
-            if self._task_needs_people.get(d.end.name, True):
+            if people:
                 time = self._working_moment(time, now)
-            live.plans[f"task:{did}"] = _Plan(time, next(self._order), d.end.name,
-                                              f"task:{did}")
+            live.plans[key] = _Plan(time, next(self._order), trigger, key)
 
     # -- doing -------------------------------------------------------------------------------
     def _execute(self, live: _Live, key: str, plan: _Plan) -> Generator[simpy.Event, Any, None]:
@@ -705,8 +764,8 @@ class Engine:
         slot, the next free slot is booked.
         """
         case = live.case
-        transition = self._transition_for(live, plan.trigger)
-        if transition is None:
+        kind = self._enabled(live).get(plan.trigger)
+        if kind is None:
             if key.startswith("task:") and key[5:] in case.clocks:
                 # Not possible here (a visit while the review conference sits): the task
                 # waits, its clock still running, until the case can do it again.
@@ -715,11 +774,10 @@ class Engine:
                 live.plans.pop(key, None)
             return
         actors: list[str] = []
-        config = self.machine.configuration(case)
-        needs = transition.resources
-        meeting = self._is_meeting(live, transition)
+        transition = kind.transition
+        meeting = kind.meeting and live.meeting is None
         waited = False
-        if self._kind(transition)[2] and self._holds(config):
+        if kind.social and live.here.holds:
             while live.worker is None:
                 assert live.allocated is not None
                 yield live.allocated
@@ -728,16 +786,15 @@ class Engine:
             if back is not None and not meeting:
                 yield back
                 waited = True
-            actors.append(f"social_worker:{live.worker}")
-        for level in self._managers_for(transition):
-            if level in self.managers:
-                resource, work = self.managers[level]
-                with resource.request() as req:
-                    yield req
-                    hours = work.sample(self.rng["timing"])
-                    yield self.env.timeout(advance(self.calendar, self.env.now, hours,
-                                                   work.unit) - self.env.now)
-                actors.append(f"manager:{level}")
+            actors.append(self._worker_actor(live.worker))
+        for level in kind.managers:
+            resource, work = self.managers[level]
+            with resource.request() as req:
+                yield req
+                hours = work.sample(self.rng["timing"])
+                yield self.env.timeout(advance(self.calendar, self.env.now, hours,
+                                               work.unit) - self.env.now)
+            actors.append(f"manager:{level}")
         if waited and not meeting:
             start = self.calendar.next_working_time(self.env.now)
             if start > self.env.now:
@@ -786,7 +843,7 @@ class Engine:
             live.hurried = False
             actors.append("conference_chair")
         if not actors:
-            actors.append(next((r.role for r in needs), "case"))
+            actors.append(kind.actor)
         live.plans.pop(key, None)
         self._fire(live, plan.trigger, ";".join(actors), plan.reason)
 
@@ -825,7 +882,7 @@ class Engine:
     def _fire(self, live: _Live, trigger: TriggerId, actor: str, reason: str = "") -> None:
         now = self.env.now
         case = live.case
-        live.options = None
+        live.enabled = None
         result = self.machine.fire(case, trigger, now)
         step = result.step
         rec = self.record
@@ -839,33 +896,42 @@ class Engine:
             actor = f"{actor};reason:{reason}"
         for obs in self.observers:
             obs.step(step, actor)
-        if step.before != step.after or self._shape(step.events)[1]:
-            self._moved(live, step, counting)
+        here = live.here
+        after = here if step.after == here.config else self._here(step.after)
+        live.here = after
+        shape = self._shape(step.events)
+        if after is not here or shape[1]:
+            self._moved(live, step, shape, here, after, counting)
+        plans = live.plans
         for verdict in result.verdicts:
-            live.plans.pop(f"task:{verdict.deadline_id}", None)
+            plans.pop(self._task_keys[verdict.deadline_id], None)
             if verdict.started < self.warm_up:
                 continue
             row = rec.deadlines[verdict.deadline_id]
             row[verdict.outcome] += 1
             if verdict.elapsed is not None:
                 row["elapsed"].append(verdict.elapsed)
-        if live.plans.get("postpone") is not None and live.plans["postpone"].trigger == trigger:
-            live.plans.pop("postpone", None)
+        postpone = plans.get("postpone")
+        if postpone is not None and postpone.trigger == trigger:
+            del plans["postpone"]
         if result.started:
             self._plan_tasks(live, result.started)
-        for trig in list(live.bookings):
-            if (trig not in self._offered(step.after)
-                    and not self._active(step.after) & self._booking_scope[trig]):
-                self.diary.cancel(live.bookings.pop(trig)[0])
+        if live.bookings:
+            for trig in list(live.bookings):
+                if (trig not in after.offered
+                        and not after.active & self._booking_scope[trig]):
+                    self.diary.cancel(live.bookings.pop(trig)[0])
 
-    def _moved(self, live: _Live, step: Step, counting: bool, staff: bool = True) -> None:
+    def _moved(self, live: _Live, step: Step, shape: _Shape, before: _Here, after: _Here,
+               counting: bool, staff: bool = True) -> None:
         """Follow the machine's own exit and entry events (a self-targeted move re-enters).
 
-        ``staff`` False replays history: no allocation changes, no stage counts.
+        ``shape`` is the step's (:meth:`_shape`); ``before`` and ``after`` are where it
+        left and took the case. ``staff`` False replays history: no allocation changes, no
+        stage counts.
         """
         now = step.time
-        before, after = step.before, step.after
-        exited, entered, mirrored = self._shape(step.events)
+        exited, entered, mirrored = shape
         # A routine task (a statutory visit, a core group) that leaves the case where it was
         # is not a new visit: what was planned in the state keeps its time, and visit counts
         # (choose_by_visit) stay. Without this every visit re-drew the state's choice.
@@ -878,20 +944,19 @@ class Engine:
                 live.plans.pop(sid, None)
                 live.declined.pop(sid, None)
         rec = self.record
-        states = self.procedure.states
         for sid in entered:
             if counting:
                 rec.entries[sid] += 1
             if routine:
                 continue
             live.entered[sid] = now
-            if states[sid].parent is None:
+            inside = self._inside.get(sid)
+            if inside is not None:
                 # a new episode at the top level: visit counts inside it start again
-                for inner in [s for s in live.visits
-                              if s != sid and sid in self.procedure.ancestors(s)]:
+                for inner in [s for s in live.visits if s in inside]:
                     del live.visits[inner]
             live.visits[sid] += 1
-        top_before, top_after = self._top(before), self._top(after)
+        top_before, top_after = before.top, after.top
         if staff and top_before != top_after:
             self.stage_counts[top_before] -= 1
             self.stage_counts[top_after] += 1
@@ -899,8 +964,7 @@ class Engine:
         if self.plan_episode:
             # the plan lasts while the case is in any of its states (a flat procedure whose
             # reviews sit beside the plan): it starts on entering them and ends on leaving
-            was = bool(self._active(before) & self.plan_episode)
-            stays = bool(self._active(after) & self.plan_episode)
+            was, stays = before.in_plan, after.in_plan
             plan_starts, plan_ends = stays and not was, was and not stays
         if plan_starts:
             if counting:
@@ -915,7 +979,7 @@ class Engine:
                 if live.plan_started is not None:
                     rec.plan_lengths_days.append((now - live.plan_started) / 24.0)
             live.plan_started = None
-        holds_before, holds_after = self._holds(before), self._holds(after)
+        holds_before, holds_after = before.holds, after.holds
         if not staff:
             return
         if holds_after and not holds_before and live.worker is None and live.allocated is None:
@@ -943,7 +1007,7 @@ class Engine:
         self.workers.release(live)
         for _trig, (day, _start) in live.bookings.items():
             self.diary.cancel(day)
-        self.stage_counts[self._top(config)] -= 1
+        self.stage_counts[live.here.top] -= 1
         self.machine.release(live.case)
         del self.live[live.case.case_id]
         self.record.cases_finished += 1

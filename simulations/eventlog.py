@@ -37,6 +37,15 @@ SCHEMA = pa.schema([
 ])
 """Columns of the event log, in order."""
 
+_Row = tuple[str, SimHours, int, str, str, str, str, str, str]
+"""A buffered row: every column but the replication, which is the same on every row; the
+date as days since 1970-01-01 (Arrow's ``date32``, far cheaper to convert than dates)."""
+
+_EPOCH = date(1970, 1, 1)
+
+_NEAR_MIDNIGHT = 1e-6
+"""Hours. A time this close to midnight is dated by ``timedelta``, which rounds to the µs."""
+
 
 class EventLogWriter:
     """An observer that streams every step of one replication to a Parquet file.
@@ -65,7 +74,8 @@ class EventLogWriter:
         except BaseException:
             self._pending.abort()
             raise
-        self._cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+        self._rows: list[_Row] = []
+        self._epoch_day = (start - _EPOCH).days
         # a run visits a few hundred configurations and rule lists: join each once
         self._configs: dict[Config, str] = {}
         self._rules: dict[tuple[str, ...], str] = {}
@@ -92,35 +102,42 @@ class EventLogWriter:
         rules = self._rules.get(step.rules)
         if rules is None:
             rules = self._rules[step.rules] = " ".join(step.rules)
-        self._append(step.case_id, step.time, before, step.trigger, after, rules, actor)
+        time = step.time
+        rows = self._rows
+        rows.append((step.case_id, time, self._date(time), before, step.trigger, after, rules,
+                     actor, ""))
+        self.rows += 1
+        if len(rows) >= self.batch_rows:
+            self._flush()
 
     def case_finished(self, case_id: str, config: Config) -> None:
         """Nothing to record: the last step already shows where the case rests."""
 
+    def _date(self, time: SimHours) -> int:
+        """The date of ``start + timedelta(hours=time)``, in days since 1970-01-01."""
+        day = time // 24.0
+        if _NEAR_MIDNIGHT < time - 24.0 * day < 24.0 - _NEAR_MIDNIGHT:
+            return self._epoch_day + int(day)
+        return (self.start + timedelta(hours=time) - _EPOCH).days
+
     def _append(self, case_id: str, time: SimHours, before: str, trigger: str, after: str,
                 rules: str, actor: str, facts: str = "") -> None:
-        c = self._cols
-        c["replication"].append(self.replication)
-        ids = c["case_id"]
-        ids.append(case_id)
-        c["time_hours"].append(time)
-        c["date"].append(self.start + timedelta(hours=time))
-        c["from_state"].append(before)
-        c["trigger"].append(trigger)
-        c["to_state"].append(after)
-        c["rules"].append(rules)
-        c["actor"].append(actor)
-        c["facts"].append(facts)
+        self._rows.append((case_id, time, self._date(time), before, trigger, after, rules,
+                           actor, facts))
         self.rows += 1
-        if len(ids) >= self.batch_rows:
+        if len(self._rows) >= self.batch_rows:
             self._flush()
 
     def _flush(self) -> None:
-        if self._writer is None or not self._cols["case_id"]:
+        rows = self._rows
+        if self._writer is None or not rows:
             return
-        table = pa.table(self._cols, schema=SCHEMA)
-        self._writer.write_table(table)
-        self._cols = {name: [] for name in SCHEMA.names}
+        columns: dict[str, Any] = {"replication": [self.replication] * len(rows)}
+        for name, column in zip(SCHEMA.names[1:], zip(*rows, strict=True), strict=True):
+            columns[name] = list(column)
+        columns["date"] = pa.array(columns["date"], pa.int32()).view(pa.date32())
+        self._writer.write_table(pa.table(columns, schema=SCHEMA))
+        self._rows = []
 
     def close(self) -> None:
         """Write what is buffered, close, and move the file into place (synced).

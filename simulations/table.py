@@ -89,6 +89,7 @@ class _Move:
         events: Exits, the trigger, then entries (``model.graph.events_of``).
         closes: For each event that closes any clock, in event order: deadline id to True
             when the event is the deadline's end, False when it cancels the clock.
+        closing: Every deadline id in ``closes`` (a case running none of them skips it).
         starts: The clocks the events may start, in event order then procedure order.
         new_episode: It enters a top-level state, so the case's episode counts restart
             (as :func:`model.compiler.count_trigger` decides).
@@ -101,6 +102,7 @@ class _Move:
     after: Config
     events: tuple[EventRef, ...]
     closes: tuple[Mapping[str, bool], ...]
+    closing: frozenset[str]
     starts: tuple[_Start, ...]
     new_episode: bool
 
@@ -267,6 +269,7 @@ class TableMachine:
             after=after,
             events=events,
             closes=closes,
+            closing=frozenset(i for closers in closes for i in closers),
             starts=self._starts_for(events),
             new_episode=any(e.kind == "enter" and e.name in self._tops for e in events),
         )
@@ -341,7 +344,9 @@ class TableMachine:
             raise NotAllowedHere(case.case_id, node.config, trigger,
                                  self.allowed_triggers(case),
                                  "the procedure does not offer it from here")
-        move = self._first_enabled(offered.moves, case)
+        moves = offered.moves
+        move = (moves[0] if moves and not moves[0].guards  # most moves have no guard
+                else self._first_enabled(moves, case))
         if move is None:
             raise self._blocked(case, node, trigger, offered.first)
 
@@ -352,7 +357,7 @@ class TableMachine:
             case.episode.clear()
         case.episode[trigger] += 1
         verdicts: tuple[DeadlineVerdict, ...] = ()
-        if move.closes and case.clocks:
+        if move.closes and case.clocks and not move.closing.isdisjoint(case.clocks):
             verdicts = self._close_clocks(case, move.closes, at)
         started = self._start_clocks(case, move.starts, at) if move.starts else ()
         t = move.transition

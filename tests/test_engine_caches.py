@@ -8,16 +8,23 @@ compare each cached answer with the plain computation it replaces.
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from model.calendar import WorkingCalendar
 from model.compiler import Option, Step
+from model.graph import active_states
 from model.loader import load_procedure
 from model.monitor import PropertyMonitor
 from model.spec import EventRef
 from simulations.distributions import _Z90, Dist
+from simulations.engine import Engine
+from simulations.eventlog import EventLogWriter
+from simulations.runner import make_machine, settings_for
+from simulations.scenario import load_scenario
 from simulations.table import TableMachine
 
 
@@ -71,3 +78,84 @@ def test_monitor_reads_events_of_a_fresh_tuple_afresh() -> None:
                   (EventRef(prop.then.kind, prop.then.name),))
     monitor.observe(second)
     assert prop.id not in monitor._cases["c1"].pending
+
+
+def _shuffled_steps(procedure_name: str, seed: int, n: int) -> list[Step]:
+    """Steps made of the table's moves in random order, with records borrowed at random.
+
+    They do not follow the graph, so precedence, scope and co-recorded properties break.
+    """
+    machine = TableMachine(load_procedure(procedure_name), WorkingCalendar(date(2025, 4, 1)))
+    moves = [m for node in machine._nodes for t in node.triggers.values() for m in t.moves]
+    records = sorted({m.transition.records for m in moves})
+    rng = np.random.default_rng(seed)
+    steps = []
+    for i in range(n):
+        m = moves[int(rng.integers(len(moves)))]
+        kept = m.transition.records if rng.random() < 0.8 else records[
+            int(rng.integers(len(records)))]
+        steps.append(Step(f"c{i % 3}", float(i), m.transition.trigger, m.transition.id,
+                          m.before, m.after, m.transition.rules, kept, m.events))
+    return steps
+
+
+@pytest.mark.parametrize("procedure", ["west-midlands-2014", "newcastle-2010"])
+def test_monitor_quick_checks_give_the_full_checks_answers(procedure: str) -> None:
+    quick, full = PropertyMonitor(load_procedure(procedure)), PropertyMonitor(
+        load_procedure(procedure))
+    for case_id in ("c0", "c1", "c2"):
+        quick.start(case_id)
+        full.start(case_id)
+    broken = 0
+    for step in _shuffled_steps(procedure, 5, 3000):
+        found = [(v.property_id, v.message) for v in quick.observe(step)]
+        track = full._cases[step.case_id]
+        track.trace.append(step)
+        expected = [(v.property_id, v.message) for v in full._observe_all(step, track)]
+        assert found == expected
+        broken += bool(found)
+        mine, theirs = quick._cases[step.case_id], full._cases[step.case_id]
+        assert (mine.seen, mine.pending, mine.scope_records) == (
+            theirs.seen, theirs.pending, theirs.scope_records)
+    assert broken > 0  # the walk does break properties, so both paths were compared
+
+
+def test_event_log_dates_match_timedelta(tmp_path: Path) -> None:
+    start = date(2025, 4, 1)
+    log = EventLogWriter(tmp_path / "events.parquet", 0, start)
+    hair = 1e-10
+    times = [0.0, hair, 24.0 - hair, 24.0, 24.0 + hair, -hair, -24.0, 12.5, 8759.999999999,
+             *np.random.default_rng(1).uniform(-100.0, 20000.0, 500)]
+    for t in times:
+        assert log._date(float(t)) == (start + timedelta(hours=float(t))
+                                       - date(1970, 1, 1)).days, t
+    log.abort()
+
+
+def test_engine_per_configuration_views_match_plain_computation() -> None:
+    scenario = load_scenario("baseline")
+    settings = settings_for(scenario, 1, 3, 120, 30)
+    scenario = settings.for_scenario(scenario)
+    machine, calendar = make_machine(scenario, "table")
+    engine = Engine(scenario, machine, calendar, 0, settings.seed)
+    engine.run()
+    procedure = engine.procedure
+    assert len(engine._heres) > 5
+    for config, here in engine._heres.items():
+        active = active_states(procedure, config)
+        assert here.active == active
+        assert here.behaving == tuple(s for leaf in config
+                                      for s in reversed(procedure.ancestors(leaf))
+                                      if s in engine.behaviour)
+        assert here.holds == bool(engine.holding & active)
+        assert here.top == procedure.ancestors(config[0])[-1]
+        assert here.offered == {t.trigger for t in procedure.transitions
+                                if active & set(t.sources)}
+    for t in procedure.transitions:
+        kind = engine._kind(t)
+        roles = [r.role for r in t.resources]
+        assert kind.people == bool(roles)
+        assert kind.social == ("social_worker" in roles)
+        assert kind.actor == (roles[0] if roles else "case")
+        assert kind.managers == tuple(r.level for r in t.resources if r.role == "manager"
+                                      and r.level in engine.managers)
