@@ -14,8 +14,9 @@ module from the source) only when:
 All or nothing: the compiled modules call each other directly in C, so one edited source
 makes the whole build stale and both packages run pure Python (with one line on stderr
 saying so, since a forgotten rebuild would otherwise quietly cost the speed). With
-``CPSIM_NATIVE=1`` a missing or stale build is an error instead, for the bench and the test
-that compares the two. Results are identical either way (``tests/test_native.py``).
+``CPSIM_NATIVE=1`` a missing or stale build is an error instead (exit status 2), for the
+bench and the test that compares the two. Results are identical either way
+(``tests/test_native.py``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from pathlib import Path
 MODULES = (
     "model/calendar.py",
     "model/graph.py",
+    "model/guards.py",
     "model/monitor.py",
     "simulations/behaviour.py",
     "simulations/distributions.py",
     "simulations/engine.py",
     "simulations/eventlog.py",
+    "simulations/observers.py",
     "simulations/staff.py",
     "simulations/table.py",
 )
@@ -45,10 +48,6 @@ GROUP = "cpsim_native"
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "native"
 STAMP = BUILD / "stamp.json"
-
-
-class NativeBuildError(ImportError):
-    """``CPSIM_NATIVE=1`` asked for the compiled modules and they cannot be used."""
 
 
 def source_hashes(root: Path = ROOT) -> dict[str, str]:
@@ -95,9 +94,12 @@ def verdict() -> str:
         else:
             _verdict = _why_not()
             if _verdict and wanted == "1":
-                raise NativeBuildError(
-                    f"CPSIM_NATIVE=1 but the compiled build in {BUILD} is {_verdict}; "
-                    "run `make native`")
+                # asked for in the environment, so a broken environment: a message and
+                # exit status 2, not an import traceback from whatever imported us first
+                print(f"cpsim: error: CPSIM_NATIVE=1 but the compiled build in {BUILD} is "
+                      f"{_verdict}; run `make native` (or unset CPSIM_NATIVE)",
+                      file=sys.stderr)
+                raise SystemExit(2)
             if _verdict.startswith("stale"):
                 print(f"cpsim: running pure Python: the compiled build is {_verdict} "
                       "(`make native` rebuilds it, `make pure` removes it)", file=sys.stderr)

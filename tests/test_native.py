@@ -77,10 +77,23 @@ def test_native_0_asks_for_pure_python_whatever_is_built(
 
 
 def test_native_1_without_a_build_is_an_error_not_a_quiet_fallback(
-        fresh_verdict: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        fresh_verdict: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("CPSIM_NATIVE", "1")
-    with pytest.raises(native.NativeBuildError, match="make native"):
+    with pytest.raises(SystemExit) as stop:
         native.verdict()
+    assert stop.value.code == 2
+    assert "not built; run `make native`" in capsys.readouterr().err
+
+
+def test_native_1_without_a_build_stops_cpsim_with_a_message_not_a_traceback(
+        tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "cpsim", "--help"], cwd=tmp_path,
+                         env={**os.environ, "CPSIM_NATIVE": "1",
+                              "PYTHONPATH": str(_scratch_copy(tmp_path))},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "make native" in run.stderr
 
 
 def _compiler_missing() -> str:
@@ -94,6 +107,17 @@ def _compiler_missing() -> str:
     if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
         return "the Python headers (Python.h) are not installed"
     return ""
+
+
+def _scratch_copy(tmp_path: Path) -> Path:
+    """The packages copied to ``tmp_path/project``, with no compiled build beside them."""
+    copy = tmp_path / "project"
+    skip = shutil.ignore_patterns("__pycache__", "*.so", ".hypothesis", ".pytest_cache")
+    for part in ("model", "simulations", "reports", "cpsim", "scenarios", "data", "tools",
+                 "bench", "tests"):
+        shutil.copytree(ROOT / part, copy / part, ignore=skip)
+    shutil.copy(ROOT / "pyproject.toml", copy)
+    return copy
 
 
 RECORDS = """
@@ -121,12 +145,7 @@ def test_the_compiled_build_gives_the_same_records_and_golden_outputs(tmp_path: 
     missing = _compiler_missing()
     if missing:
         pytest.skip(missing)
-    copy = tmp_path / "project"
-    skip = shutil.ignore_patterns("__pycache__", "*.so", ".hypothesis", ".pytest_cache")
-    for part in ("model", "simulations", "reports", "cpsim", "scenarios", "data", "tools",
-                 "bench", "tests"):
-        shutil.copytree(ROOT / part, copy / part, ignore=skip)
-    shutil.copy(ROOT / "pyproject.toml", copy)
+    copy = _scratch_copy(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(copy)}
     env.pop("CPSIM_NATIVE", None)
     built = subprocess.run([sys.executable, "tools/build_native.py"], cwd=copy, env=env,
