@@ -12,6 +12,7 @@ everything has been drawn, so a failure leaves the previous report untouched.
 from __future__ import annotations
 
 import base64
+import csv
 import math
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -314,6 +315,52 @@ def flatten(key: str, value: Any) -> list[tuple[str, str]]:
     return [(key, "" if value is None else str(value))]
 
 
+@dataclass(frozen=True)
+class SpreadRow:
+    """One headline KPI across the authorities, formatted for the report.
+
+    Attributes:
+        label: The KPI's label.
+        national: The national value (all authorities merged).
+        values: Minimum, 10th percentile, median, 90th percentile and maximum over the
+            authorities' own means.
+        lowest: The authority with the lowest value.
+        highest: The authority with the highest value.
+    """
+
+    label: str
+    national: str
+    values: tuple[str, ...]
+    lowest: str
+    highest: str
+
+
+def spread_rows(out: Path) -> list[SpreadRow]:
+    """The spread across authorities stored with a split run (``authorities-spread.csv``).
+
+    Empty when the run was not split into authorities, or the table is missing or damaged
+    (the report then leaves the section out rather than fail).
+    """
+    path = out / "authorities-spread.csv"
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+    def value(row: dict[str, str], column: str) -> str:
+        text = row.get(column) or ""
+        try:
+            return format_value(float(text), row.get("unit") or "")
+        except ValueError:
+            return "–"
+
+    return [SpreadRow(row.get("label") or row.get("id") or "", value(row, "national"),
+                      tuple(value(row, c) for c in ("min", "p10", "median", "p90", "max")),
+                      row.get("lowest") or "", row.get("highest") or "")
+            for row in rows]
+
+
 def scenario_text(scenario: Scenario) -> str | None:
     """The scenario file as written, or None when it cannot be read (the page says so)."""
     try:
@@ -353,6 +400,7 @@ def render_report(results: RunResults, figures: Sequence[ReportFigure], figure_n
         "event_logs": len(results.event_logs()),
         "kpi_groups": kpi_rows(results.kpis, procedure),
         "steady_rows": steady[0],
+        "spread_rows": spread_rows(results.out),
         "steady_missing": steady[1],
         "figures": figures,
         "figure_note": figure_note,

@@ -20,6 +20,7 @@ from helpers import (
     evil_baseline,
     run_into,
     with_text,
+    write_scenario,
 )
 
 from cpsim.cli import main
@@ -28,6 +29,8 @@ from model.loader import load_procedure
 from reports import figures as fg
 from reports.report import build_report
 from simulations.results import read_results
+from simulations.runner import run_scenario, settings_for
+from simulations.scenario import load_scenario
 from simulations.stats import mean_ci
 
 RUN_ARGS = ["--horizon-days", "120", "--warm-up-days", "30", "-r", "2", "-w", "1",
@@ -309,3 +312,26 @@ def test_every_page_extends_the_shared_head():
     head = environment().get_template("base.html").render()
     assert head.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in head
     assert 'name="viewport"' in head and "<title></title>" in head
+
+
+def test_a_split_run_reports_its_spread_across_authorities_with_names_escaped(
+        tmp_path: Path) -> None:
+    block = ("authorities:\n  - {name: north, share: 0.5}\n"
+             "  - {name: \"<b>south</b>\", share: 0.5}\n")
+    sc = load_scenario(write_scenario(tmp_path, block, "split"))
+    out = tmp_path / "out"
+    run_scenario(sc, settings_for(sc, replications=1, seed=3, horizon_days=60,
+                                  warm_up_days=10), out)
+    page = build_report(out).read_text(encoding="utf-8")
+    assert 'href="#authorities"' in page and '<table id="spread">' in page
+    section = page[page.index('id="authorities"'):page.index('id="steady-state"')]
+    assert "&lt;b&gt;south&lt;/b&gt;" in section and "<b>south" not in section
+    assert "north" in section
+    # damaged table: the report is still built, without the section
+    (out / "authorities-spread.csv").write_bytes(b"\xff\xfe\x00garbage")
+    assert 'id="authorities"' not in build_report(out).read_text(encoding="utf-8")
+
+
+def test_an_unsplit_run_has_no_authorities_section(results_dir: Path) -> None:
+    page = (build_report(results_dir)).read_text(encoding="utf-8")
+    assert 'id="authorities"' not in page
