@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DayLocator
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -352,7 +352,9 @@ def draw_band(ax: Axes, dates: np.ndarray[Any, np.dtype[np.datetime64]],
     """The mean of each column as a line, with the interval across replications as a band."""
     spreads = [spread(list(matrix[:, j]), floor=0.0) for j in range(matrix.shape[1])]
     mean = [s.mean for s in spreads]
-    ax.plot(dates, mean, color=colour, linewidth=1.6, label=label)
+    # a single sample (a very short run) is a point, which a line alone would not show
+    ax.plot(dates, mean, color=colour, linewidth=1.6, label=label,
+            marker="o" if len(dates) == 1 else None)
     if spreads and spreads[0].kind != "none":
         ax.fill_between(dates, [s.low for s in spreads], [s.high for s in spreads],
                         color=colour, alpha=0.2, linewidth=0)
@@ -371,8 +373,21 @@ def series_dates(records: Sequence[Record], name: str, start: date
 
 
 def date_axis(ax: Axes) -> None:
-    """Calendar dates on the x axis, with few, concise tick labels."""
-    locator = AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
+    """Calendar dates on the x axis, with few, concise tick labels.
+
+    Call after plotting. A span of under a fortnight (a very short run, or a single sample)
+    gets whole-day ticks, widened to three days around a single date: matplotlib's
+    automatic locator finds no interval it likes there and warns.
+    """
+    low, high = (float(x) for x in ax.dataLim.intervalx)  # days (matplotlib date numbers)
+    locator: AutoDateLocator | DayLocator
+    if math.isfinite(low) and math.isfinite(high) and high - low < 14:
+        if high - low < 2:  # matplotlib would widen a single date to four years
+            low, high = (low + high) / 2 - 1.5, (low + high) / 2 + 1.5
+        ax.set_xlim(low, high)
+        locator = DayLocator(interval=max(1, math.ceil((high - low) / 7)))  # type: ignore[no-untyped-call]
+    else:
+        locator = AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
 

@@ -7,6 +7,7 @@ import math
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -335,3 +336,17 @@ def test_a_split_run_reports_its_spread_across_authorities_with_names_escaped(
 def test_an_unsplit_run_has_no_authorities_section(results_dir: Path) -> None:
     page = (build_report(results_dir)).read_text(encoding="utf-8")
     assert 'id="authorities"' not in page
+
+
+def test_a_run_too_short_for_two_samples_draws_its_figures_without_warnings(
+        tmp_path: Path) -> None:
+    # one weekly sample after warm-up: matplotlib widened the single date to four years and
+    # its date locator warned ("unable to pick an appropriate interval") on every such run
+    sc = load_scenario("baseline")
+    out = tmp_path / "short"
+    run_scenario(sc, settings_for(sc, replications=1, seed=5, horizon_days=12,
+                                  warm_up_days=2), out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_report(out)
+    assert (out / "figures" / "time-series.png").stat().st_size > 0
