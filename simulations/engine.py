@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import simpy
+from simpy.events import URGENT
 
 from model.calendar import WorkingCalendar
 from model.compiler import Case, FireResult, Option, Step
@@ -40,6 +41,7 @@ from simulations.observers import NullObserver, Observer
 from simulations.record import RunRecord
 from simulations.scenario import DistSpec, MeetingSpec, Scenario
 from simulations.staff import Diary, Workers
+from simulations.table import TableMachine
 
 STREAMS = ("arrivals", "facts", "behaviour", "timing", "agencies", "staff", "family",
            "history")
@@ -79,6 +81,48 @@ class Machine(Protocol):
 
 class SimulationStuck(Exception):
     """A case can go nowhere: the scenario's behaviour offers no move the procedure allows."""
+
+
+class _Runner:
+    """Runs one case's generator on the environment, as ``simpy.Process`` would.
+
+    The same events in the same order: the first resume is an urgent event scheduled at
+    once (``Process``'s ``Initialize``), and each event the generator yields resumes it
+    with its value. Left out are what no case needs: the process as an event itself
+    (nobody waits for a case to end; its end event fired nothing) and the active process
+    (only preemption reads it). Compiled, a resume is a C call, not a Python frame.
+    """
+
+    __slots__ = ("generator",)
+
+    def __init__(self, env: simpy.Environment,
+                 generator: Generator[simpy.Event, Any, None]) -> None:
+        """Schedule the generator's start, urgent, at the current time."""
+        self.generator = generator
+        start = simpy.Event(env)
+        start._ok = True
+        start._value = None
+        callbacks = start.callbacks
+        assert callbacks is not None
+        callbacks.append(self.resume)
+        env.schedule(start, URGENT)
+
+    def resume(self, event: simpy.Event) -> None:
+        """Send the event's value in; wait on what the generator yields next."""
+        generator = self.generator
+        while True:
+            try:
+                if event._ok:
+                    event = generator.send(event._value)
+                else:
+                    event.defused = True  # as Process: the generator handles it or fails
+                    event = generator.throw(event._value)
+            except StopIteration:
+                return
+            callbacks = event.callbacks
+            if callbacks is not None:
+                callbacks.append(self.resume)
+                return
 
 
 def replication_streams(root_seed: int, replication: int, authority: int | None = None
@@ -189,7 +233,7 @@ class _Live:
     here: _Here
     """Where the case is (kept with every step it takes)."""
     entered: dict[StateId, SimHours] = field(default_factory=dict)
-    visits: Counter[StateId] = field(default_factory=Counter)
+    visits: dict[StateId, int] = field(default_factory=dict)
     plans: dict[str, _Plan] = field(default_factory=dict)
     declined: dict[StateId, frozenset[str]] = field(default_factory=dict)
     bookings: dict[TriggerId, tuple[int, SimHours]] = field(default_factory=dict)
@@ -240,7 +284,15 @@ class Engine:
         self.machine = machine
         self.calendar = calendar
         self.env = simpy.Environment(initial_time=start_at)
+        # The hot path reads the time as ``env._now``: ``env.now`` is a property, a Python
+        # call per read, and the engine reads the time several times a step.
         self.rng = replication_streams(root_seed, replication, authority)
+        # the streams the hot path draws from, and the table machine when it is one, as
+        # typed attributes (a compiled engine calls them directly, not through a dict)
+        self._behaviour_rng = self.rng["behaviour"]
+        self._timing_rng = self.rng["timing"]
+        self._agencies_rng = self.rng["agencies"]
+        self._table = machine if isinstance(machine, TableMachine) else None
         self.observers: tuple[Observer, ...] = tuple(observers) or (NullObserver(),)
         self.progress = progress
         self.history = tuple(history)
@@ -372,8 +424,10 @@ class Engine:
     def run(self) -> RunRecord:
         """Run to the horizon and return the replication's measurements.
 
-        The cyclic garbage collector is made lazier while the run lasts (a run holds many
-        long-lived objects and makes few cycles) and restored afterwards.
+        The cyclic garbage collector is off while the run lasts, and back as it was
+        afterwards: a run makes no reference cycles (reference counting frees all it drops,
+        ``tests/test_engine_caches.py`` checks), so the collector's passes over the run's
+        many live objects would find nothing, at about a twentieth of the run's time.
         """
         for past in self.history:
             self._seed(past)
@@ -381,12 +435,13 @@ class Engine:
         if self.spec.demand.history is not None:
             self.env.process(self._returns())
         self.env.process(self._sampler())
-        thresholds = gc.get_threshold()
-        gc.set_threshold(200_000, 50, 1000)
+        enabled = gc.isenabled()
+        gc.disable()
         try:
             self.env.run(until=self.horizon)
         finally:
-            gc.set_threshold(*thresholds)
+            if enabled:
+                gc.enable()
         self._close_books()
         return self.record
 
@@ -399,7 +454,7 @@ class Engine:
         while True:
             yield self.env.timeout(rng.exponential(1.0 / (rate * peak)))
             if season:
-                month = self.calendar.date_of(self.env.now).month - 1
+                month = self.calendar.date_of(self.env._now).month - 1
                 if rng.random() * peak > season[month] / (sum(season) / 12.0):
                     continue
             self._new_case()
@@ -427,10 +482,10 @@ class Engine:
             return
         had_plan = planned / (planned + others)  # among those who come back
         rng = self.rng["history"]
-        begin = self.env.now
+        begin = self.env._now
         while True:
             yield self.env.timeout(rng.exponential(1.0 / rate))
-            since = self.env.now - begin
+            since = self.env._now - begin
             if advance(self.calendar, 0.0, gap.sample(rng), gap.unit) > since:
                 self._new_case(previous_plans=int(rng.random() < had_plan))
 
@@ -439,17 +494,17 @@ class Engine:
         case_id = f"C{number:07d}"
         rng = self.rng["facts"]
         facts = {name: bool(rng.random() < p) for name, p in self.spec.demand.facts.items()}
-        case, started = self.machine.new_case(case_id, facts, self.env.now)
+        case, started = self.machine.new_case(case_id, facts, self.env._now)
         config = self.machine.configuration(case)
         here = self._here(config)
         live = _Live(case, next(self._order), here)
         live.plans_had = previous_plans
         self.live[case_id] = live
         self.record.cases_created += 1
-        now = self.env.now
+        now = self.env._now
         for sid in here.active:
             live.entered[sid] = now
-            live.visits[sid] += 1
+            live.visits[sid] = live.visits.get(sid, 0) + 1
             if now >= self.warm_up:
                 self.record.entries[sid] += 1
         self.stage_counts[here.top] += 1
@@ -460,7 +515,7 @@ class Engine:
         self._plan_tasks(live, started)
         if here.holds:
             self.workers.request(live)
-        self.env.process(self._case(live))
+        _Runner(self.env, self._case(live))
 
     def _seed(self, past: History) -> None:
         """Start an open case from its recorded history: replay it, then let it run on."""
@@ -473,7 +528,7 @@ class Engine:
         self.record.cases_created += 1
         for sid in live.here.active:
             live.entered[sid] = past.start
-            live.visits[sid] += 1
+            live.visits[sid] = live.visits.get(sid, 0) + 1
         for obs in self.observers:
             obs.case_started(past.case_id, past.start, config, facts)
         for at, trigger in past.steps:
@@ -489,7 +544,7 @@ class Engine:
         self._plan_tasks(live, tuple(case.clocks))
         if live.here.holds:
             self.workers.request(live)
-        self.env.process(self._case(live))
+        _Runner(self.env, self._case(live))
 
     def _case(self, live: _Live) -> Generator[simpy.Event, Any, None]:
         env = self.env
@@ -524,7 +579,7 @@ class Engine:
                         f"here (allowed: {', '.join(sorted(self._enabled(live))) or 'none'})")
                 self._finish(live, config)
                 return
-            now = env.now
+            now = env._now
             if plan.time > now:
                 yield env.timeout(plan.time - now)
             # Most steps wait for nobody: fire them here, without a generator for the step
@@ -554,7 +609,9 @@ class Engine:
         """
         found = live.enabled
         if found is None:
-            options = self.machine.options(live.case)
+            table = self._table
+            options = (table.options(live.case) if table is not None
+                       else self.machine.options(live.case))
             found = self._enabled_cache.get(options)
             if found is None:
                 enabled: dict[TriggerId, _Kind] = {}
@@ -576,7 +633,7 @@ class Engine:
                 enabled_now = self._enabled(live)
                 for plan in waiting:
                     if plan.trigger in enabled_now:
-                        plan.time = self._working_moment(self.env.now, self.env.now)
+                        plan.time = self._working_moment(self.env._now, self.env._now)
                 break
         behaving = live.here.behaving
         for sid in behaving:
@@ -592,7 +649,7 @@ class Engine:
             if b.history_table is not None and live.plans_had:
                 table = b.history_table
             elif b.by_visit:
-                table = b.tables[min(live.visits[sid], len(b.tables)) - 1]
+                table = b.tables[min(live.visits.get(sid, 0), len(b.tables)) - 1]
             else:
                 table = b.tables[0]
             usable = frozenset(filter(enabled.__contains__, table.triggers))
@@ -601,7 +658,7 @@ class Engine:
                 continue
             if live.declined.get(sid) == usable:
                 continue  # already declined at this opportunity
-            rng = self.rng["behaviour"]
+            rng = self._behaviour_rng
             chance = b.history_chance if live.plans_had else b.chance
             if chance < 1.0 and rng.random() >= chance:
                 live.declined[sid] = usable
@@ -612,7 +669,7 @@ class Engine:
                 # Some of these come early on their own timing (a review brought forward);
                 # the draw is on the timing stream, and only where a scenario asks for it.
                 early = table.early[table.triggers.index(trigger)]
-                if early is not None and self.rng["timing"].random() < early[0]:
+                if early is not None and self._timing_rng.random() < early[0]:
                     after = early[1]
                     live.hurried = True
             self._plan_step(live, b, trigger, after)
@@ -621,13 +678,13 @@ class Engine:
         if at is None:
             return 0.8
         if isinstance(at, Dist):
-            return at.sample(self.rng["timing"])
+            return at.sample(self._timing_rng)
         return at
 
     def _plan_step(self, live: _Live, b: Behaviour, trigger: TriggerId,
                    after: Dist | None) -> None:
-        now = self.env.now
-        rng = self.rng["timing"]
+        now = self.env._now
+        rng = self._timing_rng
         time: float | None = None
         if b.meeting_for_lead is not None and b.meeting_for_lead in live.bookings:
             time = self._before_meeting(live, b, trigger)
@@ -678,7 +735,7 @@ class Engine:
 
     def _book(self, live: _Live, trigger: TriggerId, target: SimHours) -> tuple[float, bool]:
         """Book (or reuse) the case's diary slot for a meeting; True when it is too late."""
-        now = self.env.now
+        now = self.env._now
         existing = live.bookings.get(trigger)
         if existing is not None and existing[1] >= now:
             return existing[1], False
@@ -717,8 +774,8 @@ class Engine:
                           None)
         agencies = [a for r in (transition.resources if transition else ())
                     if r.role == "agency" for a in r.agencies]
-        rng = self.rng["agencies"]
-        timing = self.rng["timing"]
+        rng = self._agencies_rng
+        timing = self._timing_rng
         leads = []
         for agency in agencies or ["_"]:
             spec = self.spec.staffing.agencies.get(agency)
@@ -726,7 +783,8 @@ class Engine:
             if rng.random() < on_time:
                 leads.append(required + _hours(lead.unit, lead.sample(timing)))
             else:
-                leads.append(float(rng.uniform(0.0, required)) if required > 0 else 0.0)
+                # rng.uniform(0, required), as numpy computes it from one double
+                leads.append(required * rng.random() if required > 0 else 0.0)
         del meeting
         return min(leads)
 
@@ -743,11 +801,11 @@ class Engine:
                 low = clock.earliest if clock.earliest is not None else clock.started
                 time = low + self._fraction(aim) * (clock.due - low)
             elif after is not None:
-                time = advance(self.calendar, clock.started, after.sample(self.rng["timing"]),
+                time = advance(self.calendar, clock.started, after.sample(self._timing_rng),
                                after.unit)
             else:
                 continue
-            now = self.env.now
+            now = self.env._now
             time = max(time, now)
             if people:
                 time = self._working_moment(time, now)
@@ -791,23 +849,23 @@ class Engine:
             resource, work = self.managers[level]
             with resource.request() as req:
                 yield req
-                hours = work.sample(self.rng["timing"])
-                yield self.env.timeout(advance(self.calendar, self.env.now, hours,
-                                               work.unit) - self.env.now)
+                hours = work.sample(self._timing_rng)
+                yield self.env.timeout(advance(self.calendar, self.env._now, hours,
+                                               work.unit) - self.env._now)
             actors.append(f"manager:{level}")
         if waited and not meeting:
-            start = self.calendar.next_working_time(self.env.now)
-            if start > self.env.now:
-                yield self.env.timeout(start - self.env.now)
+            start = self.calendar.next_working_time(self.env._now)
+            if start > self.env._now:
+                yield self.env.timeout(start - self.env._now)
         if meeting:
             booking = live.bookings.get(plan.trigger)
-            if booking is None or booking[1] < self.env.now - 1e-9:
+            if booking is None or booking[1] < self.env._now - 1e-9:
                 if booking is not None:
                     self.diary.cancel(booking[0])
-                booking = self.diary.book(self.env.now, self.env.now)
+                booking = self.diary.book(self.env._now, self.env._now)
                 live.bookings[plan.trigger] = booking
-            if booking[1] > self.env.now:
-                yield self.env.timeout(booking[1] - self.env.now)
+            if booking[1] > self.env._now:
+                yield self.env.timeout(booking[1] - self.env._now)
             absent = self._attendance(transition)
             if absent:
                 actors.append("absent:" + "|".join(absent))
@@ -825,15 +883,15 @@ class Engine:
                 live.family_postponed.add(plan.trigger)
                 reason = "family_unavailable"
             elif (absent and can_postpone and plan.trigger not in live.absence_postponed
-                    and self.rng["agencies"].random() < staffing.postpone_when_absent):
+                    and self._agencies_rng.random() < staffing.postpone_when_absent):
                 # WM-11: better to postpone a day or two to get everyone there
                 live.absence_postponed.add(plan.trigger)
                 reason = "agency_absent"
             if reason:
                 assert owner is not None and owner.postpone is not None
                 self.diary.cancel(live.bookings.pop(plan.trigger)[0])
-                nxt = advance(self.calendar, self.env.now, *self._rebook_delay(plan.trigger))
-                live.bookings[plan.trigger] = self.diary.book(nxt, self.env.now)
+                nxt = advance(self.calendar, self.env._now, *self._rebook_delay(plan.trigger))
+                live.bookings[plan.trigger] = self.diary.book(nxt, self.env._now)
                 self._fire(live, owner.postpone, "conference_chair", reason)
                 return
             self.diary.hold(live.bookings.pop(plan.trigger)[0])
@@ -864,10 +922,10 @@ class Engine:
         dist = self._meeting_rules(trigger)[1]
         if dist is None:
             return 1.0, "working_days"
-        return dist.sample(self.rng["timing"]), dist.unit
+        return dist.sample(self._timing_rng), dist.unit
 
     def _attendance(self, t: Transition) -> list[str]:
-        rng = self.rng["agencies"]
+        rng = self._agencies_rng
         absent = []
         for r in t.resources:
             if r.role != "agency":
@@ -880,16 +938,19 @@ class Engine:
         return absent
 
     def _fire(self, live: _Live, trigger: TriggerId, actor: str, reason: str = "") -> None:
-        now = self.env.now
+        now = self.env._now
         case = live.case
         live.enabled = None
-        result = self.machine.fire(case, trigger, now)
+        table = self._table
+        result = (table.fire(case, trigger, now) if table is not None
+                  else self.machine.fire(case, trigger, now))
         step = result.step
         rec = self.record
         rec.transitions += 1
         counting = now >= self.warm_up
         if counting:
-            rec.triggers[trigger] += 1
+            triggers = rec.triggers
+            triggers[trigger] = triggers.get(trigger, 0) + 1
             if reason:
                 rec.postponements[f"{trigger}:{reason}"] += 1
         if reason:
@@ -943,23 +1004,26 @@ class Engine:
                 live.entered.pop(sid, None)
                 live.plans.pop(sid, None)
                 live.declined.pop(sid, None)
-        rec = self.record
+        entries = self.record.entries
+        visits = live.visits
         for sid in entered:
             if counting:
-                rec.entries[sid] += 1
+                entries[sid] = entries.get(sid, 0) + 1
             if routine:
                 continue
             live.entered[sid] = now
             inside = self._inside.get(sid)
             if inside is not None:
                 # a new episode at the top level: visit counts inside it start again
-                for inner in [s for s in live.visits if s in inside]:
-                    del live.visits[inner]
-            live.visits[sid] += 1
+                for inner in [s for s in visits if s in inside]:
+                    del visits[inner]
+            visits[sid] = visits.get(sid, 0) + 1
         top_before, top_after = before.top, after.top
         if staff and top_before != top_after:
-            self.stage_counts[top_before] -= 1
-            self.stage_counts[top_after] += 1
+            stages = self.stage_counts
+            stages[top_before] -= 1
+            stages[top_after] = stages.get(top_after, 0) + 1
+        rec = self.record
         plan_starts, plan_ends = self.plan_state in entered, self.plan_state in exited
         if self.plan_episode:
             # the plan lasts while the case is in any of its states (a flat procedure whose
@@ -1027,7 +1091,7 @@ class Engine:
             return float(len(self.live) - sum(self.stage_counts[s] for s in resting))
 
         while True:
-            now = self.env.now
+            now = self.env._now
             if self.progress is not None:
                 self.progress(now)
             rec.transient_days.append(int(now // 24))

@@ -352,10 +352,12 @@ class TableMachine:
 
         case.state = move.target
         # count_trigger, with the episode test worked out when the table was built
-        case.counts[trigger] += 1
+        counts = case.counts  # Counters, counted without their __missing__ (a Python call)
+        counts[trigger] = counts.get(trigger, 0) + 1
+        episode = case.episode
         if move.new_episode:
-            case.episode.clear()
-        case.episode[trigger] += 1
+            episode.clear()
+        episode[trigger] = episode.get(trigger, 0) + 1
         verdicts: tuple[DeadlineVerdict, ...] = ()
         if move.closes and case.clocks and not move.closing.isdisjoint(case.clocks):
             verdicts = self._close_clocks(case, move.closes, at)

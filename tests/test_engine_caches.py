@@ -7,6 +7,7 @@ compare each cached answer with the plain computation it replaces.
 
 from __future__ import annotations
 
+import gc
 import math
 from datetime import date, timedelta
 from pathlib import Path
@@ -46,6 +47,49 @@ def test_empirical_draws_match_normalised_shares() -> None:
         index = int(plain.choice(2, p=shares / shares.sum()))
         low, high, _ = bins[index]
         assert dist.sample(mine) == float(plain.uniform(low, high))
+
+
+@pytest.mark.parametrize("params", [(0.0, 1.0), (2.5, 7.25), (-3.0, 1e5), (12.0, 12.0 + 1e-9)])
+def test_uniform_draws_match_numpy(params: tuple[float, float]) -> None:
+    dist = Dist("uniform", "days", params)
+    mine, plain = np.random.default_rng(11), np.random.default_rng(11)
+    for _ in range(2000):
+        assert dist.sample(mine) == float(plain.uniform(*params))
+
+
+@pytest.mark.parametrize("params", [(1.0, 2.0, 4.0), (0.0, 0.0, 3.0), (2.0, 5.0, 5.0),
+                                    (0.5, 0.7, 90.0), (3.0, 3.0, 3.0)])
+def test_triangular_draws_match_numpy(params: tuple[float, float, float]) -> None:
+    dist = Dist("triangular", "days", params)
+    mine, plain = np.random.default_rng(12), np.random.default_rng(12)
+    for _ in range(2000):
+        expected = params[0] if params[0] == params[2] else float(plain.triangular(*params))
+        assert dist.sample(mine) == expected
+
+
+def test_empirical_draws_match_numpy_with_many_uneven_bins() -> None:
+    shares = np.random.default_rng(2).random(9) ** 3
+    bins = tuple((float(i), float(i) + 0.5 * (i % 3), float(w)) for i, w in enumerate(shares))
+    dist = Dist("empirical", "days", (), bins)
+    mine, plain = np.random.default_rng(13), np.random.default_rng(13)
+    for _ in range(3000):
+        low, high, _ = bins[int(plain.choice(len(bins), p=shares / shares.sum()))]
+        assert dist.sample(mine) == (float(plain.uniform(low, high)) if high > low else low)
+
+
+@pytest.mark.parametrize("name", ["baseline", "walsall"])
+def test_a_run_leaves_no_cyclic_garbage(name: str) -> None:
+    """Engine.run turns the cycle collector off: that is sound only while it makes none."""
+    scenario = load_scenario(name)
+    settings = settings_for(scenario, 1, 3, 150, 30)
+    scenario = settings.for_scenario(scenario)
+    machine, calendar = make_machine(scenario, "table")
+    engine = Engine(scenario, machine, calendar, 0, settings.seed)
+    gc.collect()
+    assert gc.isenabled()
+    engine.run()
+    assert gc.isenabled()  # back on after the run
+    assert gc.collect() == 0
 
 
 def test_table_options_prebuilt_equal_computed() -> None:

@@ -12,7 +12,7 @@ import simpy
 
 from model.calendar import WorkingCalendar
 from model.errors import InputError
-from simulations.engine import Engine, _Live, replication_streams
+from simulations.engine import Engine, _Here, _Live, replication_streams
 from simulations.kpi import compute_kpis
 from simulations.observers import InvariantMonitor
 from simulations.record import RunRecord
@@ -39,8 +39,13 @@ def spread(rec):
     return float(np.mean(rec.series["caseload_p90"]) / np.mean(rec.series["caseload_median"]))
 
 
+NOWHERE = _Here(config=(), active=frozenset(), behaving=(), holds=True, top="",
+               offered=frozenset(), in_plan=False)
+"""Where a stand-in case is: the staff pool only reads its id and allocation fields."""
+
+
 def case(case_id):
-    return _Live(SimpleNamespace(case_id=case_id), 0)
+    return _Live(SimpleNamespace(case_id=case_id), 0, NOWHERE)
 
 
 def cases_of_team(workers, team, n, prefix="C"):
