@@ -9,6 +9,12 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The suite tests the pure-Python path, even where `make native` has built the compiled one
+# (some tests hand the engine's parts stand-ins that compiled classes would refuse);
+# tests/test_native.py checks the compiled build against it, and CPSIM_NATIVE=1 set by the
+# caller (as that test does for the golden outputs) runs the suite compiled.
+os.environ.setdefault("CPSIM_NATIVE", "0")
+
 settings.register_profile(
     "ci",
     max_examples=60,
