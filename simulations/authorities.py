@@ -16,6 +16,7 @@ whole person, and at least one, so every role the scenario has exists in each au
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -34,6 +35,7 @@ import pyarrow.parquet as pq
 from model.atomic import PendingFile
 from simulations.eventlog import SCHEMA
 from simulations.kpi import Kpi, compute_kpis
+from simulations.record import event_log_path
 from simulations.scenario import Scenario
 from simulations.scenario_spec import AuthoritySizesSpec, AuthoritySpec, ScenarioSpec
 
@@ -241,20 +243,148 @@ def merge_event_logs(shards: Sequence[Path], names: Sequence[str], target: Path)
     Each case id is prefixed with its authority's name (``a001/c42``), since every
     authority numbers its own cases from 1. Read and written a row group at a time.
     """
-    pending = PendingFile(target, suffix=".partial")
+    merger = LogMerger(shards, names, target)
     try:
-        with pq.ParquetWriter(pending.path, SCHEMA, compression="zstd") as writer:
-            for path, name in zip(shards, names, strict=True):
-                for batch in pq.ParquetFile(path).iter_batches():
-                    case = pc.binary_join_element_wise(
-                        pa.scalar(name), batch.column("case_id"), "/")
-                    columns = [case if field == "case_id" else batch.column(field)
-                               for field in SCHEMA.names]
-                    writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))
+        for authority in range(len(shards)):
+            merger.ready(authority)
+        merger.commit()
     except BaseException:
-        pending.abort()
+        merger.abort()
         raise
-    pending.commit()
+
+
+class LogMerger:
+    """One replication's event log, merged from its authorities' logs as they finish.
+
+    The same file as :func:`merge_event_logs` writes, written bit by bit: each authority's
+    log is appended as soon as it and every authority before it are finished, so a run on
+    worker processes merges while the workers still run (rather than all at the end).
+
+    Args:
+        shards: Each authority's event log, in authority order.
+        names: Each authority's name (its case ids' prefix).
+        target: The replication's event log, written on :meth:`commit`.
+    """
+
+    def __init__(self, shards: Sequence[Path], names: Sequence[str], target: Path) -> None:
+        """Nothing is written until the first authority's log is ready."""
+        if len(shards) != len(names):
+            raise ValueError("one name for each authority's event log")
+        self.shards = tuple(shards)
+        self.names = tuple(names)
+        self.target = target
+        self._ready = [False] * len(self.shards)
+        self._next = 0
+        self._pending: PendingFile | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every authority's log has been appended."""
+        return self._next == len(self.shards)
+
+    def ready(self, authority: int) -> None:
+        """Authority ``authority``'s log is finished: append it and any waiting behind it."""
+        self._ready[authority] = True
+        while self._next < len(self.shards) and self._ready[self._next]:
+            self._append(self.shards[self._next], self.names[self._next])
+            self._next += 1
+
+    def _append(self, path: Path, name: str) -> None:
+        if self._writer is None:
+            self._pending = PendingFile(self.target, suffix=".partial")
+            self._writer = pq.ParquetWriter(self._pending.path, SCHEMA, compression="zstd")
+        for batch in pq.ParquetFile(path).iter_batches():
+            case = pc.binary_join_element_wise(pa.scalar(name), batch.column("case_id"), "/")
+            columns = [case if field == "case_id" else batch.column(field)
+                       for field in SCHEMA.names]
+            self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))
+
+    def commit(self) -> None:
+        """Finish the merged log as ``target``.
+
+        Raises:
+            ValueError: an authority's log has not been appended yet.
+        """
+        if not self.complete:
+            raise ValueError(f"{self.target}: authority {self._next}'s event log is not ready")
+        if self._writer is None:  # no authorities: an empty log
+            self._pending = PendingFile(self.target, suffix=".partial")
+            self._writer = pq.ParquetWriter(self._pending.path, SCHEMA, compression="zstd")
+        assert self._pending is not None
+        self._writer.close()
+        self._writer = None
+        self._pending.commit()
+        self._pending = None
+
+    def abort(self) -> None:
+        """Drop what has been merged so far (a failed or stopped run)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        if self._pending is not None:
+            self._pending.abort()
+            self._pending = None
+
+
+class ShardedReplication:
+    """One replication split into authorities, taken in as its authorities finish.
+
+    Keeps each finished authority's record, appends its event log to the replication's
+    at once (:class:`LogMerger`), and once all are in gives the merged record.
+
+    Args:
+        scenario: The split scenario, with the run's settings applied.
+        out: The results folder.
+        replication: The replication's number.
+        event_log: Whether the run writes event logs (to merge).
+    """
+
+    def __init__(self, scenario: Scenario, out: Path, replication: int,
+                 event_log: bool) -> None:
+        """No authority finished yet."""
+        found = authority_list(scenario.spec)
+        self.scenario = scenario
+        self.count = len(found)
+        self.records: dict[int, dict[str, Any]] = {}
+        self._reached = [0.0] * self.count
+        self.log = None if not event_log else LogMerger(
+            [shard_log_path(out, replication, a) for a in range(self.count)],
+            [a.name for a in found], event_log_path(out, replication))
+
+    def advanced(self, authority: int, days: float) -> float:
+        """Authority ``authority`` reached ``days``; the replication's mean over all."""
+        self._reached[authority] = days
+        return sum(self._reached) / self.count
+
+    def finished(self, authority: int, record: dict[str, Any]) -> bool:
+        """Take in a finished authority (stored, with its log); True once all are in."""
+        self.records[authority] = record
+        if self.log is not None:
+            self.log.ready(authority)
+        return len(self.records) == self.count
+
+    def merged(self) -> dict[str, Any]:
+        """The replication's record, and its event log written (the authorities' removed).
+
+        The authorities' records stay (small; :func:`spread_tables` reads them).
+        """
+        record = merge_records([self.records[a] for a in range(self.count)],
+                               authority_weights(self.scenario))
+        if self.log is not None:
+            self.log.commit()
+            for path in self.log.shards:
+                path.unlink(missing_ok=True)
+            if self.log.shards:
+                with contextlib.suppress(OSError):  # only when no other replication's left
+                    self.log.shards[0].parent.rmdir()
+        return record
+
+    def abort(self) -> None:
+        """Drop the part-merged event log (the run failed or was stopped)."""
+        if self.log is not None:
+            self.log.abort()
 
 
 # -- the spread across authorities --------------------------------------------------------

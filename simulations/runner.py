@@ -15,7 +15,6 @@ stay stored.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
@@ -34,11 +33,9 @@ from model.compiler import CompiledProcedure
 from model.errors import InputError, Problem
 from model.loader import content_hash
 from simulations.authorities import (
+    ShardedReplication,
     authority_list,
     authority_scenario,
-    authority_weights,
-    merge_event_logs,
-    merge_records,
     shard_log_path,
     shard_record_path,
     spread_tables,
@@ -60,7 +57,8 @@ from simulations.record import (
     rep_path,
 )
 from simulations.results import MachineKind, RunResult, RunSettings, read_json_object
-from simulations.scenario import OVERRIDE_SOURCE, Scenario, load_scenario, overrides_digest
+from simulations.scenario import OVERRIDE_SOURCE, Scenario, overrides_digest
+from simulations.scenario_cache import load_scenario_kept, table_machine
 from simulations.workers import WorkerDied as WorkerDied  # raised by execute: importable here
 from simulations.workers import run_on_workers
 
@@ -160,7 +158,8 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
         sc = replace(sc, spec=sc.spec.model_copy(update={"run": run}))
         history = snap.open_cases
         start_at = WorkingCalendar(snap.first_day).to_hours(snap.day)
-    machine, calendar = make_machine(sc, settings.machine)
+    machine, calendar = (table_machine(sc) if settings.machine == "table"
+                         else make_machine(sc, settings.machine))
     observers: list[Observer] = [InvariantMonitor(sc.procedure)]
     log = None
     if settings.event_log:
@@ -226,11 +225,15 @@ class Job:
     def scenario(self) -> Scenario:
         """Load the job's scenario (validated as always), refusing a changed file.
 
+        A worker runs many jobs of one scenario (a national run's authorities): it loads
+        the scenario once and serves it again while its files are unchanged
+        (:func:`simulations.scenario_cache.load_scenario_kept`).
+
         Raises:
             RuntimeError: the scenario's files changed since the run was set up, so this
                 replication would not be the one its key names.
         """
-        scenario = load_scenario(self.scenario_path, dict(self.overrides) or None)
+        scenario = load_scenario_kept(self.scenario_path, dict(self.overrides) or None)
         if self.sha256 and scenario.sha256 != self.sha256:
             raise RuntimeError(f"{self.scenario_path} changed while the run was under way; "
                                "start it again")
@@ -318,7 +321,8 @@ def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 
     records: dict[Job, dict[str, Any]] = {}
     todo: list[Job] = []
     known = dict(scenarios)
-    split: dict[Job, tuple[Job, ...]] = {}
+    split: dict[Job, ShardedReplication] = {}
+    parent: dict[Job, Job] = {}
     for job in jobs:
         found = stored(job, scenarios[job], on_note)
         if found is not None:
@@ -334,70 +338,63 @@ def execute(jobs: Sequence[Job], scenarios: dict[Job, Scenario], workers: int = 
             raise InputError([Problem(str(scenarios[job].path), None, "authorities",
                                       "a run split into authorities cannot start from a "
                                       "caseload snapshot (whose authority is each case?)")])
-        split[job] = tuple(replace(job, authority=a) for a in range(count))
-        for shard in split[job]:
+        split[job] = ShardedReplication(job.settings.for_scenario(scenarios[job]),
+                                        Path(job.out), job.replication, job.settings.event_log)
+        for authority in range(count):
+            shard = replace(job, authority=authority)
+            parent[shard] = job
             known[shard] = scenarios[job]
             todo.append(shard)
-    parent = {shard: job for job, shards in split.items() for shard in shards}
-    shard_records: dict[Job, dict[str, Any]] = {}
-    reached: dict[Job, float] = {}
 
     def tick(job: Job, days: float) -> None:
         if progress is None:
             return
         whole = parent.get(job)
-        if whole is None:
+        if whole is None or job.authority is None:
             progress(job, days)
             return
-        reached[job] = days  # a split replication advances by its shards' mean
-        progress(whole, sum(reached.get(s, 0.0) for s in split[whole]) / len(split[whole]))
+        # a split replication advances by its shards' mean
+        progress(whole, split[whole].advanced(job.authority, days))
 
     def finished(job: Job, record: dict[str, Any]) -> None:
         whole = parent.get(job)
-        if whole is None:
+        if whole is None or job.authority is None:
             records[job] = record
             if on_done is not None:
                 on_done(job, False)
             return
-        shard_records[job] = record
-        if all(s in shard_records for s in split[whole]):
-            records[whole] = _merge_shards(whole, known[whole],
-                                           [shard_records[s] for s in split[whole]])
+        if split[whole].finished(job.authority, record):
+            records[whole] = _store_merged(whole, known[whole], split[whole])
             if on_done is not None:
                 on_done(whole, False)
 
-    waiting: list[Job] = []
-    for job in todo:  # a shard of a replication left unfinished may be stored already
-        found = stored(job, known[job], on_note) if job in parent else None
-        if found is not None:
-            finished(job, found)
-        else:
-            waiting.append(job)
-    if waiting:
-        _run_jobs(waiting, known, workers, dask, tick, finished)
+    try:
+        waiting: list[Job] = []
+        for job in todo:  # a shard of a replication left unfinished may be stored already
+            found = stored(job, known[job], on_note) if job in parent else None
+            if found is not None:
+                finished(job, found)
+            else:
+                waiting.append(job)
+        if waiting:
+            _run_jobs(waiting, known, workers, dask, tick, finished)
+    except BaseException:
+        for sharded in split.values():  # their part-merged event logs
+            sharded.abort()
+        raise
     return records
 
 
-def _merge_shards(job: Job, scenario: Scenario, shards: Sequence[dict[str, Any]]
+def _store_merged(job: Job, scenario: Scenario, sharded: ShardedReplication
                   ) -> dict[str, Any]:
     """Store and return a replication's record merged from its authorities' records.
 
-    The authorities' event logs are merged into the replication's (case ids prefixed by
-    the authority's name) and their own files removed; their records stay, small.
+    The authorities' event logs, merged into the replication's as they finished (case ids
+    prefixed by the authority's name), are removed; their records stay, small.
     """
-    out = Path(job.out)
-    sc = job.settings.for_scenario(scenario)
-    record = merge_records(shards, authority_weights(sc))
-    if job.settings.event_log:
-        names = [a.name for a in authority_list(sc.spec)]
-        logs = [shard_log_path(out, job.replication, a) for a in range(len(names))]
-        merge_event_logs(logs, names, event_log_path(out, job.replication))
-        for log in logs:
-            log.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # only when no other replication's are left
-            logs[0].parent.rmdir()
+    record = sharded.merged()
     key = replication_key(scenario, job.settings, job.replication)
-    write_text_atomic(rep_path(out, job.replication),
+    write_text_atomic(rep_path(Path(job.out), job.replication),
                       json.dumps({"key": key, "record": record}, sort_keys=True))
     return record
 

@@ -250,8 +250,8 @@ def _serve(worker: _Worker[J], waiting: deque[J], progress: Callable[[J, float],
             if progress is not None:
                 progress(job, payload)
         elif kind == "done":
+            _give(worker, waiting)  # first: the worker runs while the job is taken in here
             finished(job)
-            _give(worker, waiting)
         else:
             raise payload from _RemoteTraceback(tb[0])
 
