@@ -36,7 +36,8 @@ class Progress:
         On a terminal the bar redraws in place. Anywhere else (a pipe, ``| tee log``, a CI
         log) a redrawn bar would write thousands of carriage-return updates, so instead one
         plain line is written per finished job, or per tenth of the jobs when there are
-        more than ten.
+        more than ten; with fewer than ten jobs (one national replication split into 153
+        authorities is one job here) also a line per tenth of all the simulated days.
         """
         from tqdm import tqdm
 
@@ -52,6 +53,8 @@ class Progress:
                         disable=not _is_terminal(self.stream))
         self.reached: dict[object, float] = {}
         self.reused = 0
+        self.simulated = 0.0
+        self.tenths = 0  # tenths of all the simulated days reported in a plain line
 
     def __enter__(self) -> Progress:
         """Return the bar itself."""
@@ -69,6 +72,14 @@ class Progress:
         if days > before:
             self.reached[key] = days
             self.bar.update(days - before)
+            self.simulated += days - before
+            if self.bar.disable and self.jobs < 10:
+                tenths = int(10 * self.simulated / max(self.jobs * self.horizon, 1e-9))
+                if self.tenths < tenths < 10:
+                    self.tenths = tenths
+                    print(f"{self.desc}: {10 * tenths}% of the simulated days "
+                          f"({time.monotonic() - self.started:.0f} s)",
+                          file=self.stream, flush=True)
 
     def done(self, key: object, reused: bool) -> None:
         """Job ``key`` is finished (or was found stored: ``reused``)."""

@@ -98,6 +98,24 @@ def test_progress_off_a_terminal_is_a_line_per_tenth_of_the_jobs_not_a_redrawn_b
     assert lines[-1].startswith("baseline: 100/100 jobs finished (100%")
 
 
+def test_off_a_terminal_a_single_long_job_reports_each_tenth_of_its_days():
+    # one national replication (153 authority shards, merged) is one job: a line at its end
+    # alone would leave a CI log silent for the whole run
+    import io
+
+    from cpsim.running import Progress
+
+    stream = io.StringIO()
+    with Progress(1, 365, "england", stream=stream) as bar:
+        for day in range(0, 366, 5):
+            bar.days(0, day)
+        bar.done(0, reused=False)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines] == [
+        *(f"england: {10 * k}% of the simulated days" for k in range(1, 10)),
+        "england: 1/1 jobs finished"]
+
+
 def test_a_piped_run_writes_one_progress_line_per_replication(tmp_path):
     out = tmp_path / "piped"
     proc = subprocess.run(
