@@ -38,35 +38,36 @@ class _CaseTrack:
 TRACE_STEPS = 200
 """Steps kept per case for a violation's trace (the most recent; the event log has all)."""
 
-_PRECEDENCE, _SCOPE, _RESPONSE = 0, 1, 2
-"""What a quick check (:class:`_Quick`) is."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Quick:
     """What one step asks of the safety properties whose answer depends on the case.
 
     Worked out once per step shape (events, configurations and records): the properties
     that can only say one thing about such a step (absence, co-recorded, monotone,
-    final) are answered then, and a step they break takes the full check.
+    final) are answered then, and a step they break takes the full check; of the others,
+    only those the step can concern at all are kept, to be answered per case by
+    :meth:`PropertyMonitor._answer`.
 
     Attributes:
         before: The configuration the step leaves.
         after: The configuration it enters.
         records: What it records.
         held: Its events as a set.
+        before_active: The states active before the step.
+        after_active: The states active after it.
         full: Some property answered in advance breaks: check everything.
-        checks: (what, property, three flags) for each property left, in declared order:
-            precedence (its ``requires`` held), scope (re-entered, was in, is in) or
-            response (``then`` held, ``of`` held).
+        checks: Each property left, in declared order, with what the step's events hold
+            of it (as :meth:`PropertyMonitor._events` gives).
     """
 
     before: Config
     after: Config
     records: tuple[str, ...]
     held: frozenset[EventRef]
+    before_active: frozenset[str]
+    after_active: frozenset[str]
     full: bool
-    checks: tuple[tuple[int, Property, bool, bool, bool], ...]
+    checks: tuple[tuple[Property, tuple[bool, ...]], ...]
 
 
 class PropertyMonitor:
@@ -170,25 +171,22 @@ class PropertyMonitor:
         before_active = self._active(step.before)
         after_active = self._active(step.after)
         full = False
-        quick: list[tuple[int, Property, bool, bool, bool]] = []
+        quick: list[tuple[Property, tuple[bool, ...]]] = []
         for p, hit in checks:
-            if p.pattern == "precedence":
-                if hit[0]:
-                    quick.append((_PRECEDENCE, p, hit[1], False, False))
-            elif p.pattern == "never_ends_without":
-                assert p.scope is not None
-                was_in, now_in = p.scope in before_active, p.scope in after_active
-                if was_in or now_in:
-                    quick.append((_SCOPE, p, hit[0], was_in, now_in))
-            elif p.pattern == "response":
-                if hit[0] or hit[1]:
-                    quick.append((_RESPONSE, p, hit[0], hit[1], False))
-            elif p.pattern in ("absence", "co_recorded", "monotone", "final"):
+            if p.pattern in ("absence", "co_recorded", "monotone", "final"):
                 # the same answer for every case: find out now whether it is a violation
                 out: list[Violation] = []
                 self._answer(step, p, hit, before_active, after_active, _CaseTrack(), out)
                 full = full or bool(out)
-        found = _Quick(step.before, step.after, step.records, held, full, tuple(quick))
+            elif p.pattern == "never_ends_without":
+                assert p.scope is not None
+                if p.scope in before_active or p.scope in after_active:
+                    quick.append((p, hit))
+            elif (p.pattern == "precedence" and hit[0]) or (
+                    p.pattern == "response" and (hit[0] or hit[1])):
+                quick.append((p, hit))  # the step's events concern it
+        found = _Quick(step.before, step.after, step.records, held, before_active,
+                       after_active, full, tuple(quick))
         self._quick.put(step.events, found)
         return found
 
@@ -206,17 +204,8 @@ class PropertyMonitor:
         if quick.full:
             return self._observe_all(step, track)
         out: list[Violation] = []
-        for what, p, a, b, c in quick.checks:
-            if what == _PRECEDENCE:
-                if p.requires not in track.seen and not a:
-                    out.append(self._violation(step.case_id, p,
-                                               f"{p.of} before {p.requires}"))
-            elif what == _SCOPE:
-                self._scope(step, p, track, out, a, b, c)
-            elif a:
-                track.pending.pop(p.id, None)
-            elif b:
-                track.pending.setdefault(p.id, step)
+        for p, hit in quick.checks:
+            self._answer(step, p, hit, quick.before_active, quick.after_active, track, out)
         track.seen |= quick.held
         return out
 
