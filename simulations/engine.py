@@ -550,19 +550,8 @@ class Engine:
         env = self.env
         back = self.workers.back
         plans = live.plans
-        inf = math.inf
         while True:
-            # plan again only when a task waits for the case to be able to do it, or a
-            # behaving state has no plan (the tests _replan starts with)
-            for p in plans.values():
-                if p.time == inf:
-                    self._replan(live)
-                    break
-            else:
-                for sid in live.here.behaving:
-                    if sid not in plans:
-                        self._replan(live)
-                        break
+            self._replan(live)
             # the earliest plan, ties by planning order (one pass, no key tuples)
             key = ""
             plan = None

@@ -344,9 +344,7 @@ class TableMachine:
             raise NotAllowedHere(case.case_id, node.config, trigger,
                                  self.allowed_triggers(case),
                                  "the procedure does not offer it from here")
-        moves = offered.moves
-        move = (moves[0] if moves and not moves[0].guards  # most moves have no guard
-                else self._first_enabled(moves, case))
+        move = self._first_enabled(offered.moves, case)
         if move is None:
             raise self._blocked(case, node, trigger, offered.first)
 
