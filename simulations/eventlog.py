@@ -102,13 +102,7 @@ class EventLogWriter:
         rules = self._rules.get(step.rules)
         if rules is None:
             rules = self._rules[step.rules] = " ".join(step.rules)
-        time = step.time
-        rows = self._rows
-        rows.append((step.case_id, time, self._date(time), before, step.trigger, after, rules,
-                     actor, ""))
-        self.rows += 1
-        if len(rows) >= self.batch_rows:
-            self._flush()
+        self._append(step.case_id, step.time, before, step.trigger, after, rules, actor)
 
     def case_finished(self, case_id: str, config: Config) -> None:
         """Nothing to record: the last step already shows where the case rests."""
