@@ -290,15 +290,20 @@ class LogMerger:
             self._append(self.shards[self._next], self.names[self._next])
             self._next += 1
 
-    def _append(self, path: Path, name: str) -> None:
+    def _opened(self) -> pq.ParquetWriter:
+        """The merged log's writer, opened (on a temporary file) at first need."""
         if self._writer is None:
             self._pending = PendingFile(self.target, suffix=".partial")
             self._writer = pq.ParquetWriter(self._pending.path, SCHEMA, compression="zstd")
+        return self._writer
+
+    def _append(self, path: Path, name: str) -> None:
+        writer = self._opened()
         for batch in pq.ParquetFile(path).iter_batches():
             case = pc.binary_join_element_wise(pa.scalar(name), batch.column("case_id"), "/")
             columns = [case if field == "case_id" else batch.column(field)
                        for field in SCHEMA.names]
-            self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))
+            writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))
 
     def commit(self) -> None:
         """Finish the merged log as ``target``.
@@ -308,11 +313,8 @@ class LogMerger:
         """
         if not self.complete:
             raise ValueError(f"{self.target}: authority {self._next}'s event log is not ready")
-        if self._writer is None:  # no authorities: an empty log
-            self._pending = PendingFile(self.target, suffix=".partial")
-            self._writer = pq.ParquetWriter(self._pending.path, SCHEMA, compression="zstd")
+        self._opened().close()  # with no authorities, an empty log
         assert self._pending is not None
-        self._writer.close()
         self._writer = None
         self._pending.commit()
         self._pending = None
