@@ -21,6 +21,7 @@ the machine is shared.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -34,6 +35,7 @@ import simpy
 from reference import reference_loop
 
 from model import native
+from simulations.collector import collector_paused
 from simulations.engine import Engine
 from simulations.eventlog import EventLogWriter
 from simulations.observers import InvariantMonitor
@@ -66,7 +68,8 @@ def engine_rate(days: int) -> dict[str, float]:
     settings = settings_for(sc, 1, sc.spec.run.seed, days, 0)
     sc = settings.for_scenario(sc)
     machine, calendar = make_machine(sc, "table")
-    with tempfile.TemporaryDirectory() as tmp:
+    # as a job does (simulations.runner): the collector stays off until the run is freed
+    with tempfile.TemporaryDirectory() as tmp, collector_paused():
         log = EventLogWriter(Path(tmp) / "events.parquet", 0, sc.spec.run.start_date)
         engine = Engine(sc, machine, calendar, 0, settings.seed,
                         [InvariantMonitor(sc.procedure), log])
@@ -74,7 +77,9 @@ def engine_rate(days: int) -> dict[str, float]:
         record = engine.run()
         log.close()
         wall = time.perf_counter() - start
-    events = next(engine.env._eid)  # events the engine scheduled (SimPy's own counter)
+        events = next(engine.env._eid)  # events the engine scheduled (SimPy's own counter)
+        del engine, log
+    gc.collect()  # the references start from a clean heap
     bare = bare_simpy(events)
     ref_wall, ref_fired = reference_loop(sc.procedure, record.transitions)
     return {"wall": wall, "transitions": record.transitions, "events": events,

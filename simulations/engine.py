@@ -17,7 +17,6 @@ measures (:class:`simulations.record.RunRecord`) beside its stored form.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import math
 from collections import Counter, defaultdict
@@ -36,6 +35,7 @@ from model.guards import evaluate
 from model.spec import Deadline, Procedure, Transition
 from model.types import SimHours, StateId, TriggerId
 from simulations.behaviour import Behaviour, compile_behaviour
+from simulations.collector import collector_paused
 from simulations.distributions import HOURS_PER_YEAR, Dist, TimeUnit, advance
 from simulations.observers import NullObserver, Observer
 from simulations.record import RunRecord
@@ -427,7 +427,8 @@ class Engine:
         The cyclic garbage collector is off while the run lasts, and back as it was
         afterwards: a run makes no reference cycles (reference counting frees all it drops,
         ``tests/test_engine_caches.py`` checks), so the collector's passes over the run's
-        many live objects would find nothing, at about a twentieth of the run's time.
+        many live objects would find nothing, at about a twentieth of the run's time. A
+        job keeps it off for longer, until the engine is freed (:mod:`simulations.collector`).
         """
         for past in self.history:
             self._seed(past)
@@ -435,13 +436,8 @@ class Engine:
         if self.spec.demand.history is not None:
             self.env.process(self._returns())
         self.env.process(self._sampler())
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             self.env.run(until=self.horizon)
-        finally:
-            if enabled:
-                gc.enable()
         self._close_books()
         return self.record
 

@@ -9,11 +9,12 @@ complete: a reader never sees half a log, and two writers of one log never colli
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -126,11 +127,10 @@ class EventLogWriter:
         rows = self._rows
         if self._writer is None or not rows:
             return
-        columns: dict[str, Any] = {"replication": [self.replication] * len(rows)}
-        for name, column in zip(SCHEMA.names[1:], zip(*rows, strict=True), strict=True):
-            columns[name] = list(column)
-        columns["date"] = pa.array(columns["date"], pa.int32()).view(pa.date32())
-        self._writer.write_table(pa.table(columns, schema=SCHEMA))
+        columns = [_column(SCHEMA.field(0).type, [self.replication] * len(rows))]
+        for field, column in zip(list(SCHEMA)[1:], zip(*rows, strict=True), strict=True):
+            columns.append(_column(field.type, column))
+        self._writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA))
         self._rows = []
 
     def close(self) -> None:
@@ -159,6 +159,33 @@ class EventLogWriter:
             with contextlib.suppress(Exception):
                 writer.close()
         self._pending.abort()
+
+
+def _column(kind: pa.DataType, values: Sequence[Any]) -> pa.Array:
+    """One column of a batch, built from its buffers.
+
+    ``pa.array`` on Python objects imports pandas on its first call (to ask whether the
+    input is a pandas object), about 0.1 s in every process that writes a log; we never use
+    pandas, so the columns are assembled from numpy buffers instead. Same arrays, same
+    bytes in the file (``tests/test_eventlog.py``).
+    """
+    n = len(values)
+    if kind == pa.string():
+        text = "".join(values).encode()
+        if len(text) == sum(map(len, values)):  # all ASCII: a character is a byte
+            lengths = np.fromiter(map(len, values), np.int64, n)
+        else:
+            encoded = [value.encode() for value in values]
+            text = b"".join(encoded)
+            lengths = np.fromiter(map(len, encoded), np.int64, n)
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if offsets[-1] > np.iinfo(np.int32).max:  # beyond a string column's 32-bit offsets
+            raise ValueError(f"an event-log batch holds {offsets[-1]:,} bytes of text")
+        return pa.StringArray.from_buffers(
+            n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text))
+    numbers = np.array(values, np.float64 if kind == pa.float64() else np.int32)
+    return pa.Array.from_buffers(kind, n, [None, pa.py_buffer(numbers)])
 
 
 def read_events(path: Path, columns: list[str] | None = None,

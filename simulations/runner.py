@@ -32,6 +32,7 @@ from model.calendar import WorkingCalendar
 from model.compiler import CompiledProcedure
 from model.errors import InputError, Problem
 from model.loader import content_hash
+from model.types import SimHours
 from simulations.authorities import (
     ShardedReplication,
     authority_list,
@@ -40,6 +41,7 @@ from simulations.authorities import (
     shard_record_path,
     spread_tables,
 )
+from simulations.collector import collector_paused
 from simulations.conform import Snapshot, load_snapshot
 from simulations.engine import Engine, History, Machine
 from simulations.eventlog import EventLogWriter
@@ -158,6 +160,24 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
         sc = replace(sc, spec=sc.spec.model_copy(update={"run": run}))
         history = snap.open_cases
         start_at = WorkingCalendar(snap.first_day).to_hours(snap.day)
+    with collector_paused():  # on again once the run's objects are freed, not before
+        record = _simulate(sc, settings, replication, out, progress, authority, history,
+                           start_at)
+    key = replication_key(scenario, settings, replication, authority)
+    write_text_atomic(_record_path(out, replication, authority),
+                      json.dumps({"key": key, "record": record}, sort_keys=True))
+    return record
+
+
+def _simulate(sc: Scenario, settings: RunSettings, replication: int, out: Path,
+              progress: Callable[[float], None] | None, authority: int | None,
+              history: tuple[History, ...], start_at: SimHours) -> dict[str, Any]:
+    """Run one replication (or shard) and close its event log; the record, as JSON.
+
+    Nothing refers to the run once this returns, so when :func:`run_replication` turns the
+    cycle collector back on, its first pass frees the run (held in a cycle by SimPy's
+    processes still waiting at the horizon) and visits it only that once.
+    """
     machine, calendar = (table_machine(sc) if settings.machine == "table"
                          else make_machine(sc, settings.machine))
     observers: list[Observer] = [InvariantMonitor(sc.procedure)]
@@ -177,9 +197,6 @@ def run_replication(scenario: Scenario, settings: RunSettings, replication: int,
         raise
     if log is not None:
         log.close()
-    key = replication_key(scenario, settings, replication, authority)
-    write_text_atomic(_record_path(out, replication, authority),
-                      json.dumps({"key": key, "record": record}, sort_keys=True))
     return record
 
 

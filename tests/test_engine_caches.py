@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import gc
 import math
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from model.calendar import WorkingCalendar
@@ -23,7 +27,7 @@ from model.monitor import PropertyMonitor
 from model.spec import EventRef
 from simulations.distributions import _Z90, Dist
 from simulations.engine import Engine
-from simulations.eventlog import EventLogWriter
+from simulations.eventlog import EventLogWriter, _column
 from simulations.runner import make_machine, settings_for
 from simulations.scenario import load_scenario
 from simulations.table import TableMachine
@@ -174,6 +178,48 @@ def test_event_log_dates_match_timedelta(tmp_path: Path) -> None:
         assert log._date(float(t)) == (start + timedelta(hours=float(t))
                                        - date(1970, 1, 1)).days, t
     log.abort()
+
+
+@pytest.mark.parametrize("values", [
+    ["a", "", "conference + plan", "x" * 300],
+    ["café", "", "Ünïcode — dash", "a"],  # not ASCII: bytes and characters differ
+    [],
+])
+def test_event_log_string_columns_match_pyarrow(values: list[str]) -> None:
+    built = _column(pa.string(), values)
+    built.validate(full=True)
+    assert built.equals(pa.array(values, pa.string()))
+
+
+def test_event_log_number_columns_match_pyarrow() -> None:
+    times = [0.0, 1.5, -2.25, 1e9]
+    assert _column(pa.float64(), times).equals(pa.array(times, pa.float64()))
+    days = [0, 20000, -3]
+    assert _column(pa.date32(), days).equals(pa.array(days, pa.int32()).view(pa.date32()))
+    assert _column(pa.int32(), [7, 7]).equals(pa.array([7, 7], pa.int32()))
+
+
+def test_writing_an_event_log_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow's converter from Python objects imports pandas, ~0.1 s a process for nothing."""
+    script = f"""
+import sys
+from datetime import date
+from pathlib import Path
+from model.compiler import Step
+from simulations.eventlog import EventLogWriter, _column
+log = EventLogWriter(Path({str(tmp_path / "events.parquet")!r}), 0, date(2025, 4, 1))
+log.case_started("c1", 0.5, ("referral",), {{"disabled": True}})
+log.step(Step("c1", 3.0, "decide", "t1", ("referral",), ("assessment",), ("R-1",), (), ()),
+         "social_worker:1")
+log.close()
+print("pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[1])
+    assert done.stdout.strip() == "False"
+    table = pq.read_table(tmp_path / "events.parquet")
+    assert table.column("to_state").to_pylist() == ["referral", "assessment"]
+    assert table.column("facts").to_pylist() == ["disabled", ""]
 
 
 def test_engine_per_configuration_views_match_plain_computation() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,8 +19,17 @@ from helpers import write_procedure, write_scenario
 
 from simulations import scenario_cache
 from simulations.authorities import LogMerger, merge_event_logs
+from simulations.engine import Engine
 from simulations.eventlog import SCHEMA
-from simulations.runner import execute, jobs_for, prepare_folder, run_scenario, settings_for
+from simulations.record import event_log_path
+from simulations.runner import (
+    execute,
+    jobs_for,
+    prepare_folder,
+    run_replication,
+    run_scenario,
+    settings_for,
+)
 from simulations.scenario import load_scenario
 from simulations.scenario_cache import load_scenario_kept, table_machine, unchanged
 from simulations.workers import run_on_workers
@@ -198,3 +210,39 @@ def test_a_split_run_stopped_part_way_leaves_no_part_merged_log_and_resumes_the_
     assert again.records == whole.records
     for name in ("events/rep-0000.parquet", "kpis.csv", "authorities.csv"):
         assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+def test_a_job_keeps_the_collector_off_until_its_run_is_freed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turned back on while the engine lived, the collector visited every object the run
+    made, two or three times over as they were promoted, while the log was closed. Now one
+    pass, after the job, frees the run (SimPy's waiting processes hold it in a cycle)."""
+    scenario = load_scenario("baseline")
+    settings = settings_for(scenario, 1, 3, 120, 30)
+    engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+    built = Engine.__init__
+
+    def remember(self: Engine, *args: Any, **kwargs: Any) -> None:
+        built(self, *args, **kwargs)
+        engines.add(self)
+
+    monkeypatch.setattr(Engine, "__init__", remember)
+    passes: list[int] = []  # live engines at each pass of the collector
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(len(engines))
+
+    prepare_folder(scenario, settings, tmp_path)
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        record = run_replication(scenario, settings, 0, tmp_path)
+    finally:
+        gc.callbacks.remove(count)
+    assert record["transitions"] > 1000
+    assert event_log_path(tmp_path, 0).exists()
+    assert gc.isenabled()
+    assert sum(1 for alive in passes if alive) <= 1  # before: a pass every few hundred rows
+    gc.collect()
+    assert len(engines) == 0
