@@ -34,6 +34,7 @@ MODULES = (
     "model/monitor.py",
     "simulations/behaviour.py",
     "simulations/distributions.py",
+    "simulations/drive.py",
     "simulations/engine.py",
     "simulations/eventlog.py",
     "simulations/observers.py",

@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import simpy
-from simpy.events import URGENT
 
 from model.calendar import WorkingCalendar
 from model.compiler import Case, FireResult, Option, Step
@@ -37,6 +36,7 @@ from model.types import SimHours, StateId, TriggerId
 from simulations.behaviour import Behaviour, compile_behaviour
 from simulations.collector import collector_paused
 from simulations.distributions import HOURS_PER_YEAR, Dist, TimeUnit, advance
+from simulations.drive import Drive
 from simulations.observers import NullObserver, Observer
 from simulations.record import RunRecord
 from simulations.scenario import DistSpec, MeetingSpec, Scenario
@@ -81,48 +81,6 @@ class Machine(Protocol):
 
 class SimulationStuck(Exception):
     """A case can go nowhere: the scenario's behaviour offers no move the procedure allows."""
-
-
-class _Runner:
-    """Runs one case's generator on the environment, as ``simpy.Process`` would.
-
-    The same events in the same order: the first resume is an urgent event scheduled at
-    once (``Process``'s ``Initialize``), and each event the generator yields resumes it
-    with its value. Left out are what no case needs: the process as an event itself
-    (nobody waits for a case to end; its end event fired nothing) and the active process
-    (only preemption reads it). Compiled, a resume is a C call, not a Python frame.
-    """
-
-    __slots__ = ("generator",)
-
-    def __init__(self, env: simpy.Environment,
-                 generator: Generator[simpy.Event, Any, None]) -> None:
-        """Schedule the generator's start, urgent, at the current time."""
-        self.generator = generator
-        start = simpy.Event(env)
-        start._ok = True
-        start._value = None
-        callbacks = start.callbacks
-        assert callbacks is not None
-        callbacks.append(self.resume)
-        env.schedule(start, URGENT)
-
-    def resume(self, event: simpy.Event) -> None:
-        """Send the event's value in; wait on what the generator yields next."""
-        generator = self.generator
-        while True:
-            try:
-                if event._ok:
-                    event = generator.send(event._value)
-                else:
-                    event.defused = True  # as Process: the generator handles it or fails
-                    event = generator.throw(event._value)
-            except StopIteration:
-                return
-            callbacks = event.callbacks
-            if callbacks is not None:
-                callbacks.append(self.resume)
-                return
 
 
 def replication_streams(root_seed: int, replication: int, authority: int | None = None
@@ -284,6 +242,7 @@ class Engine:
         self.machine = machine
         self.calendar = calendar
         self.env = simpy.Environment(initial_time=start_at)
+        self._drive = Drive(self.env)
         # The hot path reads the time as ``env._now``: ``env.now`` is a property, a Python
         # call per read, and the engine reads the time several times a step.
         self.rng = replication_streams(root_seed, replication, authority)
@@ -336,7 +295,8 @@ class Engine:
                                teams=sw.team_count(), turnover=sw.turnover,
                                calendar=calendar, record=self.record, count_from=self.warm_up,
                                fte=[f for f, _ in heads], caps=[c for _, c in heads],
-                               demand_spread=0.0 if spread is None else spread.cv)
+                               demand_spread=0.0 if spread is None else spread.cv,
+                               drive=self._drive)
         self.holding = frozenset(sw.holds_cases_in)
         self.diary = Diary(calendar, staff.conference_chairs.count,
                            staff.conference_chairs.slots_per_day, staff.minute_takers.count,
@@ -432,13 +392,16 @@ class Engine:
         """
         for past in self.history:
             self._seed(past)
-        self.env.process(self._arrivals())
+        self._drive.start(self._arrivals())
         if self.spec.demand.history is not None:
-            self.env.process(self._returns())
-        self.env.process(self._sampler())
+            self._drive.start(self._returns())
+        self._drive.start(self._sampler())
         with collector_paused():
             self.env.run(until=self.horizon)
         self._close_books()
+        # what still waits at the horizon holds the engine in a cycle: end it, so that
+        # reference counting frees the run, not the collector (tests/test_runner_caches.py)
+        self._drive.stop_all()
         return self.record
 
     def _arrivals(self) -> Generator[simpy.Event, Any, None]:
@@ -511,7 +474,7 @@ class Engine:
         self._plan_tasks(live, started)
         if here.holds:
             self.workers.request(live)
-        _Runner(self.env, self._case(live))
+        self._drive.start(self._case(live))
 
     def _seed(self, past: History) -> None:
         """Start an open case from its recorded history: replay it, then let it run on."""
@@ -540,7 +503,7 @@ class Engine:
         self._plan_tasks(live, tuple(case.clocks))
         if live.here.holds:
             self.workers.request(live)
-        _Runner(self.env, self._case(live))
+        self._drive.start(self._case(live))
 
     def _case(self, live: _Live) -> Generator[simpy.Event, Any, None]:
         env = self.env

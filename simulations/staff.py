@@ -22,6 +22,7 @@ from model.calendar import WorkingCalendar
 from model.compiler import Case
 from model.types import SimHours
 from simulations.distributions import HOURS_PER_YEAR, Dist, advance
+from simulations.drive import Drive
 from simulations.record import RunRecord
 from simulations.scenario import TurnoverSpec
 
@@ -118,15 +119,19 @@ class Workers:
                  turnover: TurnoverSpec | None = None,
                  calendar: WorkingCalendar | None = None, record: RunRecord | None = None,
                  count_from: SimHours = 0.0, fte: Sequence[float] | None = None,
-                 caps: Sequence[int] | None = None, demand_spread: float = 0.0) -> None:
+                 caps: Sequence[int] | None = None, demand_spread: float = 0.0,
+                 drive: Drive | None = None) -> None:
         """Create ``count`` workers in ``teams`` teams and start their processes.
 
         ``record`` receives the leavers and re-allocations from ``count_from`` on (the end
         of the warm-up); ``calendar`` times turnover's working-day delays. ``fte`` and
         ``caps`` give each post its FTE and caseload cap (default: 1 and ``cap``);
         ``demand_spread`` is the coefficient of variation of the areas' shares of cases.
+        The workers' processes run on ``drive`` (the engine's, which stops them at the
+        horizon; by default one of their own).
         """
         self.env = env
+        self.drive = Drive(env) if drive is None else drive
         self.cap = cap
         self.caps = [cap] * count if caps is None else list(caps)
         self.fte = [1.0] * count if fte is None else list(fte)
@@ -160,7 +165,7 @@ class Workers:
             self._bounds = [float(b) for b in np.cumsum(weights / weights.sum())]
         if absence_rate > 0:
             for i in range(count):
-                env.process(self._absence(i, absence_rate, spell_days, rng))
+                self.drive.start(self._absence(i, absence_rate, spell_days, rng))
         if turnover is not None:
             assert calendar is not None, "turnover needs the working-day calendar"
             self.calendar = calendar
@@ -170,7 +175,7 @@ class Workers:
             self._agency_cover = turnover.agency_cover
             stay = HOURS_PER_YEAR / turnover.rate_per_year
             for i in range(count):
-                env.process(self._turnover(i, stay, turnover_rng))
+                self.drive.start(self._turnover(i, stay, turnover_rng))
 
     def _absence(self, i: int, rate: float, spell_days: float,
                  rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
@@ -349,7 +354,7 @@ class Workers:
             live.allocated = self.env.event()
             live.queued_at = self.env.now
             self.handover[live] = None
-            self.env.process(self._hand_on(live, self._after(self._handover_delay, rng)))
+            self.drive.start(self._hand_on(live, self._after(self._handover_delay, rng)))
 
     def _hand_on(self, live: StaffedCase, delay: float) -> Generator[simpy.Event, Any, None]:
         """After ``delay``, allocate a leaver's case in its team, or queue it there."""
