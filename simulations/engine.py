@@ -83,6 +83,33 @@ class SimulationStuck(Exception):
     """A case can go nowhere: the scenario's behaviour offers no move the procedure allows."""
 
 
+_ENDS_WITH: ByIdentity[dict[TriggerId, tuple[Deadline, ...]]] = ByIdentity(limit=64)
+
+
+def _ends_with(procedure: Procedure) -> dict[TriggerId, tuple[Deadline, ...]]:
+    """The deadlines each trigger can stop, worked out once per procedure.
+
+    Not once per engine: a national run builds 153 engines on one procedure, and working
+    this out asks :func:`possible_events` about 400 questions (a few ms an engine).
+    """
+    found = _ENDS_WITH.get(procedure)
+    if found is not None:
+        return found
+    ends: dict[TriggerId, list[Deadline]] = defaultdict(list)
+    for d in procedure.deadlines:
+        if d.end.kind == "trigger":
+            ends[d.end.name].append(d)
+        elif d.end.kind == "enter":
+            # a clock that stops on entering a state stops with each move into it (a
+            # meeting booked for such a move is late when it falls after the clock's due)
+            for t in procedure.transitions:
+                if d.end in possible_events(procedure, t) and d not in ends[t.trigger]:
+                    ends[t.trigger].append(d)
+    found = {trigger: tuple(ds) for trigger, ds in ends.items()}
+    _ENDS_WITH.put(procedure, found)
+    return found
+
+
 def replication_streams(root_seed: int, replication: int, authority: int | None = None
                         ) -> dict[str, np.random.Generator]:
     """One generator per named source for one replication (or one authority's shard of it).
@@ -275,17 +302,7 @@ class Engine:
         self._task_needs_people = {
             t.trigger: bool(t.resources) for t in self.procedure.transitions}
         self.deadline = {d.id: d for d in self.procedure.deadlines}
-        self.ends_with: dict[TriggerId, list[Deadline]] = defaultdict(list)
-        for d in self.procedure.deadlines:
-            if d.end.kind == "trigger":
-                self.ends_with[d.end.name].append(d)
-            elif d.end.kind == "enter":
-                # a clock that stops on entering a state stops with each move into it (a
-                # meeting booked for such a move is late when it falls after the clock's due)
-                for t in self.procedure.transitions:
-                    if d.end in possible_events(self.procedure, t) and \
-                            d not in self.ends_with[t.trigger]:
-                        self.ends_with[t.trigger].append(d)
+        self.ends_with = _ends_with(self.procedure)
         staff = spec.staffing
         sw = staff.social_workers
         heads = sw.heads()

@@ -21,7 +21,7 @@ import pytest
 
 from model.calendar import WorkingCalendar
 from model.compiler import Option, Step
-from model.graph import active_states
+from model.graph import active_states, possible_events
 from model.loader import load_procedure
 from model.monitor import PropertyMonitor
 from model.spec import EventRef
@@ -249,3 +249,22 @@ def test_engine_per_configuration_views_match_plain_computation() -> None:
         assert kind.actor == (roles[0] if roles else "case")
         assert kind.managers == tuple(r.level for r in t.resources if r.role == "manager"
                                       and r.level in engine.managers)
+
+
+@pytest.mark.parametrize("name", ["baseline", "walsall", "wigan", "newcastle"])
+def test_deadlines_a_trigger_ends_are_worked_out_once_per_procedure(name: str) -> None:
+    scenario = load_scenario(name)
+    procedure = scenario.procedure
+    machine, calendar = make_machine(scenario, "table")
+    first = Engine(scenario, machine, calendar, 0, 1)
+    second = Engine(scenario, machine, calendar, 1, 1)
+    assert first.ends_with is second.ends_with  # shared, and read only (tuples)
+    plain: dict[str, list[str]] = {}
+    for d in procedure.deadlines:
+        for t in procedure.transitions:
+            stops = (d.end.kind == "trigger" and d.end.name == t.trigger) or (
+                d.end.kind == "enter" and d.end in possible_events(procedure, t))
+            if stops and d.id not in plain.setdefault(t.trigger, []):
+                plain[t.trigger].append(d.id)
+    assert {k: [d.id for d in v] for k, v in first.ends_with.items()} == {
+        k: v for k, v in plain.items() if v}
