@@ -414,7 +414,7 @@ class Engine:
             self._drive.start(self._returns())
         self._drive.start(self._sampler())
         with collector_paused():
-            self.env.run(until=self.horizon)
+            self._drive.run(self.horizon)
         self._close_books()
         # what still waits at the horizon holds the engine in a cycle: end it, so that
         # reference counting frees the run, not the collector (tests/test_runner_caches.py)
