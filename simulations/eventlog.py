@@ -38,9 +38,6 @@ SCHEMA = pa.schema([
 ])
 """Columns of the event log, in order."""
 
-_Row = tuple[str, SimHours, int, str, str, str, str, str, str]
-"""A buffered row: every column but the replication, which is the same on every row; the
-date as days since 1970-01-01 (Arrow's ``date32``, far cheaper to convert than dates)."""
 
 _EPOCH = date(1970, 1, 1)
 
@@ -75,7 +72,17 @@ class EventLogWriter:
         except BaseException:
             self._pending.abort()
             raise
-        self._rows: list[_Row] = []
+        # one buffer per column but the replication (the same on every row); dates as days
+        # since 1970-01-01 (Arrow's date32, far cheaper to convert than dates)
+        self._case_ids: list[str] = []
+        self._times: list[float] = []
+        self._dates: list[int] = []
+        self._befores: list[str] = []
+        self._triggers: list[str] = []
+        self._afters: list[str] = []
+        self._rule_lists: list[str] = []
+        self._actors: list[str] = []
+        self._facts: list[str] = []
         self._epoch_day = (start - _EPOCH).days
         # a run visits a few hundred configurations and rule lists: join each once
         self._configs: dict[Config, str] = {}
@@ -117,21 +124,32 @@ class EventLogWriter:
 
     def _append(self, case_id: str, time: SimHours, before: str, trigger: str, after: str,
                 rules: str, actor: str, facts: str = "") -> None:
-        self._rows.append((case_id, time, self._date(time), before, trigger, after, rules,
-                           actor, facts))
+        self._case_ids.append(case_id)
+        self._times.append(time)
+        self._dates.append(self._date(time))
+        self._befores.append(before)
+        self._triggers.append(trigger)
+        self._afters.append(after)
+        self._rule_lists.append(rules)
+        self._actors.append(actor)
+        self._facts.append(facts)
         self.rows += 1
-        if len(self._rows) >= self.batch_rows:
+        if len(self._case_ids) >= self.batch_rows:
             self._flush()
 
     def _flush(self) -> None:
-        rows = self._rows
-        if self._writer is None or not rows:
+        # in the order of SCHEMA, after the replication
+        buffers: tuple[list[Any], ...] = (
+            self._case_ids, self._times, self._dates, self._befores, self._triggers,
+            self._afters, self._rule_lists, self._actors, self._facts)
+        n = len(self._case_ids)
+        if self._writer is None or n == 0:
             return
-        columns = [_column(SCHEMA.field(0).type, [self.replication] * len(rows))]
-        for field, column in zip(list(SCHEMA)[1:], zip(*rows, strict=True), strict=True):
-            columns.append(_column(field.type, column))
+        columns = [_column(SCHEMA.field(0).type, [self.replication] * n)]
+        for field, buffer in zip(list(SCHEMA)[1:], buffers, strict=True):
+            columns.append(_column(field.type, buffer))
+            buffer.clear()
         self._writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA))
-        self._rows = []
 
     def close(self) -> None:
         """Write what is buffered, close, and move the file into place (synced).
