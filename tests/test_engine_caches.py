@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from model.calendar import WorkingCalendar
 from model.compiler import Option, Step
@@ -26,7 +28,7 @@ from model.loader import load_procedure
 from model.monitor import PropertyMonitor
 from model.spec import EventRef
 from simulations.distributions import _Z90, Dist
-from simulations.engine import Engine
+from simulations.engine import Engine, caseload_summary
 from simulations.eventlog import EventLogWriter, _column
 from simulations.runner import make_machine, settings_for
 from simulations.scenario import load_scenario
@@ -268,3 +270,11 @@ def test_deadlines_a_trigger_ends_are_worked_out_once_per_procedure(name: str) -
                 plain[t.trigger].append(d.id)
     assert {k: [d.id for d in v] for k, v in first.ends_with.items()} == {
         k: v for k, v in plain.items() if v}
+
+
+@given(st.lists(st.integers(0, 80), min_size=1, max_size=400))
+def test_caseload_summary_gives_numpys_floats(loads: list[int]) -> None:
+    values = np.array(loads, dtype=float)
+    assert caseload_summary(loads) == (
+        float(values.mean()), float(np.median(values)), float(np.percentile(values, 90)),
+        float(values.max()))
