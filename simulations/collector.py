@@ -7,8 +7,9 @@ enough: it comes back while the engine is still alive, and its next passes over 
 generation then visit every object the run made, two or three times as they are promoted,
 while the event log is closed and the record written (0.03 to 0.3 s after a `baseline`
 year that ran in 0.4 s, measured). So a job keeps the collector paused from building the
-engine until it has let go of it, and turns it back on only then: one pass frees the run
-(SimPy's processes still waiting at the horizon hold it in a cycle), visiting it once.
+engine until it has let go of it, and turns it back on only then. By then reference
+counting has freed the run: :meth:`simulations.drive.Drive.stop_all` ends what still waited
+at the horizon, which would otherwise hold the engine in a cycle.
 """
 
 from __future__ import annotations

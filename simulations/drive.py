@@ -52,7 +52,7 @@ class _Runner:
         env.schedule(start, URGENT)
 
     def stop(self) -> None:
-        """Close the generator and let go of it (and of all its frame holds)."""
+        """Close the generator and let go of it, and so of everything its frame holds."""
         self.generator.close()
         self.generator = _nothing()
         del self.running[self]

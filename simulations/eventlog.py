@@ -38,7 +38,6 @@ SCHEMA = pa.schema([
 ])
 """Columns of the event log, in order."""
 
-
 _EPOCH = date(1970, 1, 1)
 
 _NEAR_MIDNIGHT = 1e-6
@@ -185,7 +184,7 @@ def _column(kind: pa.DataType, values: Sequence[Any]) -> pa.Array:
     ``pa.array`` on Python objects imports pandas on its first call (to ask whether the
     input is a pandas object), about 0.1 s in every process that writes a log; we never use
     pandas, so the columns are assembled from numpy buffers instead. Same arrays, same
-    bytes in the file (``tests/test_eventlog.py``).
+    bytes in the file (``tests/test_engine_caches.py``, golden digests).
     """
     n = len(values)
     if kind == pa.string():

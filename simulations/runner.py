@@ -174,9 +174,9 @@ def _simulate(sc: Scenario, settings: RunSettings, replication: int, out: Path,
               history: tuple[History, ...], start_at: SimHours) -> dict[str, Any]:
     """Run one replication (or shard) and close its event log; the record, as JSON.
 
-    Nothing refers to the run once this returns, so when :func:`run_replication` turns the
-    cycle collector back on, its first pass frees the run (held in a cycle by SimPy's
-    processes still waiting at the horizon) and visits it only that once.
+    Nothing refers to the run once this returns, and the engine ended what still waited at
+    the horizon, so reference counting has freed the run by the time
+    :func:`run_replication` turns the cycle collector back on: no pass visits it.
     """
     machine, calendar = (table_machine(sc) if settings.machine == "table"
                          else make_machine(sc, settings.machine))

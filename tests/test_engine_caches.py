@@ -208,7 +208,7 @@ import sys
 from datetime import date
 from pathlib import Path
 from model.compiler import Step
-from simulations.eventlog import EventLogWriter, _column
+from simulations.eventlog import EventLogWriter
 log = EventLogWriter(Path({str(tmp_path / "events.parquet")!r}), 0, date(2025, 4, 1))
 log.case_started("c1", 0.5, ("referral",), {{"disabled": True}})
 log.step(Step("c1", 3.0, "decide", "t1", ("referral",), ("assessment",), ("R-1",), (), ()),
