@@ -259,7 +259,8 @@ class _Live:
     """Each enabled trigger's first enabled transition, until the case moves (shared: read
     only; None when not yet asked since the case last moved)."""
     hurried: bool = False
-    """A step came early (a review brought forward): aims wait until the next meeting sits."""
+    """A step came early (a review brought forward): aims wait until the next meeting sits,
+    or until the case leaves the stage."""
 
 
 # -- engine ----------------------------------------------------------------------------------
@@ -1009,10 +1010,14 @@ class Engine:
                     del visits[inner]
             visits[sid] = visits.get(sid, 0) + 1
         top_before, top_after = before.top, after.top
-        if staff and top_before != top_after:
-            stages = self.stage_counts
-            stages[top_before] -= 1
-            stages[top_after] = stages.get(top_after, 0) + 1
+        if top_before != top_after:
+            # an early step hurries its stage's aimed steps until the meeting sits; leaving
+            # the stage before it sits ends that too (a later episode times by its aims)
+            live.hurried = False
+            if staff:
+                stages = self.stage_counts
+                stages[top_before] -= 1
+                stages[top_after] = stages.get(top_after, 0) + 1
         rec = self.record
         plan_starts, plan_ends = self.plan_state in entered, self.plan_state in exited
         if self.plan_episode:

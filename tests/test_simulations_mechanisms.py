@@ -157,3 +157,24 @@ def test_a_plan_reviewed_beside_it_is_one_plan_not_one_per_review(tmp_path):
     run_scenario(without, settings_for(without, 1, 5, 365, 60, "table", False), out2, 1)
     rec2 = json.loads(next((out2 / "replications").glob("*.json")).read_text())["record"]
     assert rec2["plans_started"] == rec2["entries"]["plan_in_progress"]
+
+
+def test_leaving_the_stage_ends_the_haste_of_a_review_brought_forward():
+    """A review brought forward hurries the plan's aimed steps until it sits; a case that
+    leaves the stage first (the plan ends) must not carry that into a later episode, whose
+    steps are timed by their own aims (issue 10's flag outlived its stage before)."""
+    from simulations.engine import Engine
+    from simulations.runner import make_machine
+
+    sc = load_scenario("baseline")
+    settings = settings_for(sc, 1, 3, 400, 0)
+    sc = settings.for_scenario(sc)
+    machine, calendar = make_machine(sc, "table")
+    engine = Engine(sc, machine, calendar, 0, settings.seed)
+    engine.run()
+    live = next(v for v in engine.live.values() if v.here.top == "cp_plan"
+                and "plan_ends_looked_after" in engine._enabled(v))
+    live.hurried = True
+    engine._fire(live, "plan_ends_looked_after", "social_worker:0")
+    assert live.here.top != "cp_plan"
+    assert live.hurried is False
