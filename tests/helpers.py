@@ -6,6 +6,7 @@ import base64
 import re
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -15,6 +16,10 @@ from markupsafe import escape
 from model.calendar import WorkingCalendar
 from model.check import check_procedure
 from model.loader import BUILTIN_DIR, load_procedure
+
+if TYPE_CHECKING:
+    from simulations.engine import Engine
+    from simulations.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 CAL = WorkingCalendar(date(2025, 4, 1))  # a Tuesday
@@ -28,6 +33,25 @@ EVIL = "<script>alert(1)</script>"
 """Text from an input file that a page must show as text, never run."""
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def engine_for(scenario: Scenario | str, seed: int, horizon: int, warm_up: int,
+               monitor: bool = False) -> Engine:
+    """An engine for replication 0 of a scenario (a name, or one loaded), not yet run.
+
+    The engine is imported here, not with this module: tests of readers import helpers too.
+    """
+    from simulations.engine import Engine
+    from simulations.observers import InvariantMonitor
+    from simulations.runner import make_machine, settings_for
+    from simulations.scenario import load_scenario
+
+    sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
+    settings = settings_for(sc, 1, seed, horizon, warm_up)
+    sc = settings.for_scenario(sc)
+    machine, calendar = make_machine(sc, settings.machine)
+    return Engine(sc, machine, calendar, 0, settings.seed,
+                  [InvariantMonitor(sc.procedure)] if monitor else [])
 
 
 # -- files written for one test --------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import engine_for
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,7 +31,7 @@ from model.spec import EventRef
 from simulations.distributions import _Z90, Dist
 from simulations.engine import Engine, caseload_summary
 from simulations.eventlog import EventLogWriter, _column
-from simulations.runner import make_machine, settings_for
+from simulations.runner import make_machine
 from simulations.scenario import load_scenario
 from simulations.table import TableMachine
 
@@ -86,11 +87,7 @@ def test_empirical_draws_match_numpy_with_many_uneven_bins() -> None:
 @pytest.mark.parametrize("name", ["baseline", "walsall"])
 def test_a_run_leaves_no_cyclic_garbage(name: str) -> None:
     """Engine.run turns the cycle collector off: that is sound only while it makes none."""
-    scenario = load_scenario(name)
-    settings = settings_for(scenario, 1, 3, 150, 30)
-    scenario = settings.for_scenario(scenario)
-    machine, calendar = make_machine(scenario, "table")
-    engine = Engine(scenario, machine, calendar, 0, settings.seed)
+    engine = engine_for(name, 3, 150, 30)
     gc.collect()
     assert gc.isenabled()
     engine.run()
@@ -225,11 +222,7 @@ print("pandas" in sys.modules)
 
 
 def test_engine_per_configuration_views_match_plain_computation() -> None:
-    scenario = load_scenario("baseline")
-    settings = settings_for(scenario, 1, 3, 120, 30)
-    scenario = settings.for_scenario(scenario)
-    machine, calendar = make_machine(scenario, "table")
-    engine = Engine(scenario, machine, calendar, 0, settings.seed)
+    engine = engine_for("baseline", 3, 120, 30)
     engine.run()
     procedure = engine.procedure
     assert len(engine._heres) > 5

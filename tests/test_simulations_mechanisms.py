@@ -163,14 +163,9 @@ def test_leaving_the_stage_ends_the_haste_of_a_review_brought_forward():
     """A review brought forward hurries the plan's aimed steps until it sits; a case that
     leaves the stage first (the plan ends) must not carry that into a later episode, whose
     steps are timed by their own aims (issue 10's flag outlived its stage before)."""
-    from simulations.engine import Engine
-    from simulations.runner import make_machine
+    from helpers import engine_for
 
-    sc = load_scenario("baseline")
-    settings = settings_for(sc, 1, 3, 400, 0)
-    sc = settings.for_scenario(sc)
-    machine, calendar = make_machine(sc, "table")
-    engine = Engine(sc, machine, calendar, 0, settings.seed)
+    engine = engine_for("baseline", 3, 400, 0)
     engine.run()
     live = next(v for v in engine.live.values() if v.here.top == "cp_plan"
                 and "plan_ends_looked_after" in engine._enabled(v))

@@ -9,14 +9,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import simpy
+from helpers import engine_for
 
 from model.calendar import WorkingCalendar
 from model.errors import InputError
-from simulations.engine import Engine, _Here, _Live, replication_streams
+from simulations.engine import _Here, _Live, replication_streams
 from simulations.kpi import compute_kpis
-from simulations.observers import InvariantMonitor
 from simulations.record import RunRecord
-from simulations.runner import make_machine, settings_for
 from simulations.scenario import DistSpec, TurnoverSpec, load_scenario
 from simulations.staff import Workers
 
@@ -26,11 +25,8 @@ NO_WORKFORCE = {SW + "teams": None, SW + "turnover": None}
 
 
 def run(overrides, horizon=240, warm_up=120, seed=7):
-    sc = load_scenario("baseline", overrides)
-    settings = settings_for(sc, 1, seed, horizon, warm_up)
-    sc = settings.for_scenario(sc)
-    machine, calendar = make_machine(sc, settings.machine)
-    engine = Engine(sc, machine, calendar, 0, settings.seed, [InvariantMonitor(sc.procedure)])
+    engine = engine_for(load_scenario("baseline", overrides), seed, horizon, warm_up,
+                        monitor=True)
     return engine, engine.run()
 
 
@@ -280,11 +276,7 @@ def test_cases_wait_for_allocation_at_baseline_and_longer_when_understaffed():
     """Waits for a worker are not only a symptom of vacancies: turnover, absence and busy
     teams make some at baseline staffing, and a fifth of posts vacant makes many more."""
     _, base = run({}, horizon=400, warm_up=100)
-    sc = load_scenario("understaffed")
-    settings = settings_for(sc, 1, 7, 400, 100)
-    sc = settings.for_scenario(sc)
-    machine, calendar = make_machine(sc, settings.machine)
-    short = Engine(sc, machine, calendar, 0, settings.seed, []).run()
+    short = engine_for("understaffed", 7, 400, 100).run()
     assert len(base.allocation_waits_hours) > 10
     assert len(short.allocation_waits_hours) > 2 * len(base.allocation_waits_hours)
     # and longer in all (the mean wait of those who wait need not rise: many more short ones)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import engine_for
 from scipy import stats
 
 from reports.report import build_report
-from simulations.engine import Engine
-from simulations.runner import make_machine, run_scenario, settings_for
+from simulations.runner import run_scenario, settings_for
 from simulations.scenario import load_scenario
 from simulations.steady import (
     mser5,
@@ -197,13 +197,10 @@ def test_a_short_run_is_reported_as_too_short_not_judged():
 
 # -- the engine and the report ---------------------------------------------------------------
 def test_engine_records_the_transient_from_day_0():
-    sc = load_scenario("baseline")
-    settings = settings_for(sc, 1, 7, 120, 30, "table", False)
-    sc = settings.for_scenario(sc)
-    machine, calendar = make_machine(sc, settings.machine)
-    data = Engine(sc, machine, calendar, 0, settings.seed).run().to_json()
+    engine = engine_for("baseline", 7, 120, 30)
+    data = engine.run().to_json()
     transient = data["transient"]
-    every = sc.spec.run.sample_every_days
+    every = engine.spec.run.sample_every_days
     assert transient["days"][0] == 0
     assert transient["days"] == list(range(0, 120, every))
     assert set(transient) == {"days", "open_cases", "open_plans"}
