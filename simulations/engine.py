@@ -295,9 +295,9 @@ class Engine:
         self.machine = machine
         self.calendar = calendar
         self.env = simpy.Environment(initial_time=start_at)
-        self._drive = Drive(self.env)
         # The hot path reads the time as ``env._now``: ``env.now`` is a property, a Python
         # call per read, and the engine reads the time several times a step.
+        self._drive = Drive(self.env)  # runs every generator below, and ends them at the horizon
         self.rng = replication_streams(root_seed, replication, authority)
         # the streams the hot path draws from, and the table machine when it is one, as
         # typed attributes (a compiled engine calls them directly, not through a dict)
