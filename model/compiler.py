@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from transitions import MachineError
 from transitions.extensions import HierarchicalMachine
@@ -30,6 +30,11 @@ from model.graph import (
     when_in_holds,
 )
 from model.guards import GuardContext, evaluate
+from model.records import DeadlineVerdict as DeadlineVerdict
+from model.records import FireResult as FireResult
+from model.records import Outcome as Outcome
+from model.records import RunningDeadline as RunningDeadline
+from model.records import Step as Step
 from model.spec import Deadline, EventRef, Procedure, Transition
 from model.types import GuardId, RuleId, SimHours, StateId, TriggerId
 
@@ -102,61 +107,6 @@ class GuardBlocked(IllegalMove):
         super().__init__(*args, **kwargs)
 
 
-@dataclass
-class RunningDeadline:
-    """A deadline clock that is running for one case.
-
-    Attributes:
-        deadline: The procedure's deadline.
-        started: When the clock started (sim hours).
-        due: The latest time the end event may happen, or None when only a minimum applies.
-        earliest: The earliest time the end event may happen, or None.
-    """
-
-    deadline: Deadline
-    started: SimHours
-    due: SimHours | None
-    earliest: SimHours | None
-
-
-Outcome = Literal["met", "missed", "cancelled"]
-
-
-@dataclass(frozen=True, slots=True)
-class DeadlineVerdict:
-    """The result of one deadline clock: met, missed, or cancelled (no longer applies).
-
-    Attributes:
-        elapsed: Time from start to end in the deadline's own unit (hours, days,
-            working days or months), or None when cancelled.
-    """
-
-    case_id: str
-    deadline_id: str
-    rules: tuple[RuleId, ...]
-    started: SimHours
-    ended: SimHours
-    due: SimHours | None
-    earliest: SimHours | None
-    outcome: Outcome
-    elapsed: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One move a case made: an immutable record, holding no live objects."""
-
-    case_id: str
-    time: SimHours
-    trigger: TriggerId
-    transition_id: str
-    before: Config
-    after: Config
-    rules: tuple[RuleId, ...]
-    records: tuple[str, ...]
-    events: tuple[EventRef, ...]
-
-
 @dataclass(frozen=True, slots=True)
 class Option:
     """A move the procedure offers from the case's current state.
@@ -171,15 +121,6 @@ class Option:
     enabled: bool
     blocked_by: tuple[GuardId, ...] = ()
     waiting_for: tuple[StateId, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class FireResult:
-    """What firing a trigger did: the step, deadline verdicts, and clocks started."""
-
-    step: Step
-    verdicts: tuple[DeadlineVerdict, ...]
-    started: tuple[str, ...]
 
 
 @dataclass(eq=False)

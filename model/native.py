@@ -32,6 +32,7 @@ MODULES = (
     "model/graph.py",
     "model/guards.py",
     "model/monitor.py",
+    "model/records.py",
     "simulations/behaviour.py",
     "simulations/distributions.py",
     "simulations/drive.py",

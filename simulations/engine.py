@@ -21,7 +21,7 @@ import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -227,40 +227,81 @@ class _Here:
 
 
 # -- live state ------------------------------------------------------------------------------
-@dataclass(slots=True)
+# Plain classes with their own ``__init__``, not dataclasses: compiled, building one is a C
+# call, where a dataclass's generated ``__init__`` is a Python frame (about one _Plan a step).
 class _Plan:
-    time: SimHours
-    order: int
-    trigger: TriggerId
-    owner: str
-    reason: str = ""
+    """A step a case means to take, and when.
+
+    Attributes:
+        time: When (sim hours; infinite while a task waits until the case can do it).
+        order: When it was planned (ties go to the earlier plan).
+        trigger: The trigger to fire.
+        owner: The behaving state or task that planned it (its key in the case's plans).
+        reason: Recorded with the step (a postponement's reason), or empty.
+    """
+
+    __slots__ = ("order", "owner", "reason", "time", "trigger")
+
+    def __init__(self, time: SimHours, order: int, trigger: TriggerId, owner: str,
+                 reason: str = "") -> None:
+        """A plan to fire ``trigger`` at ``time``."""
+        self.time = time
+        self.order = order
+        self.trigger = trigger
+        self.owner = owner
+        self.reason = reason
 
 
-@dataclass(eq=False, slots=True)
 class _Live:
-    case: Case
-    process_order: int
-    here: _Here
-    """Where the case is (kept with every step it takes)."""
-    entered: dict[StateId, SimHours] = field(default_factory=dict)
-    visits: dict[StateId, int] = field(default_factory=dict)
-    plans: dict[str, _Plan] = field(default_factory=dict)
-    declined: dict[StateId, frozenset[str]] = field(default_factory=dict)
-    bookings: dict[TriggerId, tuple[int, SimHours]] = field(default_factory=dict)
-    absence_postponed: set[TriggerId] = field(default_factory=set)
-    family_postponed: set[TriggerId] = field(default_factory=set)
-    worker: int | None = None
-    allocated: simpy.Event | None = None
-    queued_at: SimHours | None = None
-    plan_started: SimHours | None = None
-    plans_had: int = 0
-    meeting: StateId | None = None
-    enabled: Mapping[TriggerId, _Kind] | None = None
-    """Each enabled trigger's first enabled transition, until the case moves (shared: read
-    only; None when not yet asked since the case last moved)."""
-    hurried: bool = False
-    """A step came early (a review brought forward): aims wait until the next meeting sits,
-    or until the case leaves the stage."""
+    """A case in the simulation, and what the engine keeps about it.
+
+    Attributes:
+        case: The machine's case.
+        process_order: When it started, among all cases.
+        here: Where the case is (kept with every step it takes).
+        entered: When it entered each active state.
+        visits: Entries into each state in its current episode.
+        plans: What it means to do next, by owner.
+        declined: Per behaving state, the choices it declined at this opportunity.
+        bookings: Per meeting trigger, its diary slot (day, start).
+        absence_postponed: Meetings postponed once for an absent agency.
+        family_postponed: Meetings postponed once for the family.
+        worker: Its social worker's post, when allocated.
+        allocated: The event its allocation fires, while it waits for one.
+        queued_at: When it joined the allocation queue.
+        plan_started: When its current plan started.
+        plans_had: Plans it has had (before the run too).
+        meeting: The meeting state it sits in, if any.
+        enabled: Each enabled trigger's first enabled transition, until the case moves
+            (shared: read only; None when not yet asked since the case last moved).
+        hurried: A step came early (a review brought forward): aims wait until the next
+            meeting sits, or until the case leaves the stage.
+    """
+
+    __slots__ = ("absence_postponed", "allocated", "bookings", "case", "declined", "enabled",
+                 "entered", "family_postponed", "here", "hurried", "meeting", "plan_started",
+                 "plans", "plans_had", "process_order", "queued_at", "visits", "worker")
+
+    def __init__(self, case: Case, process_order: int, here: _Here) -> None:
+        """A case just arrived at ``here``."""
+        self.case = case
+        self.process_order = process_order
+        self.here = here
+        self.entered: dict[StateId, SimHours] = {}
+        self.visits: dict[StateId, int] = {}
+        self.plans: dict[str, _Plan] = {}
+        self.declined: dict[StateId, frozenset[str]] = {}
+        self.bookings: dict[TriggerId, tuple[int, SimHours]] = {}
+        self.absence_postponed: set[TriggerId] = set()
+        self.family_postponed: set[TriggerId] = set()
+        self.worker: int | None = None
+        self.allocated: simpy.Event | None = None
+        self.queued_at: SimHours | None = None
+        self.plan_started: SimHours | None = None
+        self.plans_had = 0
+        self.meeting: StateId | None = None
+        self.enabled: Mapping[TriggerId, _Kind] | None = None
+        self.hurried = False
 
 
 # -- engine ----------------------------------------------------------------------------------

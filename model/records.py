@@ -1,0 +1,219 @@
+"""What firing a trigger produces: the step, the deadline clocks it starts, and their verdicts.
+
+The machines (``model.compiler.CompiledProcedure`` and the simulator's
+``simulations.table.TableMachine``) build one :class:`Step` and one :class:`FireResult` per
+move, and a :class:`RunningDeadline` or :class:`DeadlineVerdict` for each clock a move starts
+or stops: a national run builds tens of millions. So they are plain classes with their own
+``__init__``, not dataclasses: compiled with mypyc (:mod:`model.native`), building one is a
+C call, where a frozen dataclass's generated ``__init__`` is a Python frame that sets each
+field through ``object.__setattr__`` (about 0.9 µs for a :class:`Step`, against about
+0.05 µs). Each keeps what the dataclass gave its users: comparison field by field within
+the class, a hash where the dataclass had one, the same ``repr`` and pickling.
+
+The records are immutable by contract: their fields are ``Final``, so ``mypy --strict``
+rejects any assignment outside ``__init__``. :class:`RunningDeadline` is the exception, as
+it was: a running clock (its fields are not reassigned today, but it is not a value).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from model.graph import Config
+from model.spec import Deadline, EventRef
+from model.types import RuleId, SimHours, TriggerId
+
+Outcome = Literal["met", "missed", "cancelled"]
+
+
+class RunningDeadline:
+    """A deadline clock that is running for one case.
+
+    Attributes:
+        deadline: The procedure's deadline.
+        started: When the clock started (sim hours).
+        due: The latest time the end event may happen, or None when only a minimum applies.
+        earliest: The earliest time the end event may happen, or None.
+    """
+
+    __slots__ = ("deadline", "due", "earliest", "started")
+
+    def __init__(self, deadline: Deadline, started: SimHours, due: SimHours | None,
+                 earliest: SimHours | None) -> None:
+        """A clock for ``deadline`` started at ``started``."""
+        self.deadline = deadline
+        self.started = started
+        self.due = due
+        self.earliest = earliest
+
+    def _fields(self) -> tuple[Deadline, SimHours, SimHours | None, SimHours | None]:
+        return (self.deadline, self.started, self.due, self.earliest)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a clock of the same deadline started and due at the same times."""
+        if not isinstance(other, RunningDeadline):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # a running clock is not a value
+
+    def __repr__(self) -> str:
+        """As the dataclass it was wrote it."""
+        return (f"RunningDeadline(deadline={self.deadline!r}, started={self.started!r}, "
+                f"due={self.due!r}, earliest={self.earliest!r})")
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickle by its fields (a compiled class has no instance dict to copy)."""
+        return (RunningDeadline, self._fields())
+
+
+class DeadlineVerdict:
+    """The result of one deadline clock: met, missed, or cancelled (no longer applies).
+
+    Attributes:
+        case_id: The case.
+        deadline_id: The procedure's deadline.
+        rules: The rule ids the deadline cites.
+        started: When the clock started (sim hours).
+        ended: When it stopped.
+        due: Its latest time, or None.
+        earliest: Its earliest time, or None.
+        outcome: Met, missed, or cancelled.
+        elapsed: Time from start to end in the deadline's own unit (hours, days,
+            working days or months), or None when cancelled.
+    """
+
+    __slots__ = ("case_id", "deadline_id", "due", "earliest", "elapsed", "ended", "outcome",
+                 "rules", "started")
+
+    def __init__(self, case_id: str, deadline_id: str, rules: tuple[RuleId, ...],
+                 started: SimHours, ended: SimHours, due: SimHours | None,
+                 earliest: SimHours | None, outcome: Outcome, elapsed: float | None) -> None:
+        """The verdict on one clock."""
+        self.case_id: Final = case_id
+        self.deadline_id: Final = deadline_id
+        self.rules: Final = rules
+        self.started: Final = started
+        self.ended: Final = ended
+        self.due: Final = due
+        self.earliest: Final = earliest
+        self.outcome: Final = outcome
+        self.elapsed: Final = elapsed
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.case_id, self.deadline_id, self.rules, self.started, self.ended,
+                self.due, self.earliest, self.outcome, self.elapsed)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal field by field to another verdict."""
+        if not isinstance(other, DeadlineVerdict):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        """The hash of its fields."""
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        """As the dataclass it was wrote it."""
+        return (f"DeadlineVerdict(case_id={self.case_id!r}, deadline_id={self.deadline_id!r}, "
+                f"rules={self.rules!r}, started={self.started!r}, ended={self.ended!r}, "
+                f"due={self.due!r}, earliest={self.earliest!r}, outcome={self.outcome!r}, "
+                f"elapsed={self.elapsed!r})")
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickle by its fields."""
+        return (DeadlineVerdict, self._fields())
+
+
+class Step:
+    """One move a case made: an immutable record, holding no live objects.
+
+    Attributes:
+        case_id: The case.
+        time: When (sim hours).
+        trigger: The trigger fired.
+        transition_id: The procedure's transition that was taken.
+        before: The configuration left.
+        after: The configuration reached.
+        rules: The rule ids the transition cites.
+        records: What the transition records.
+        events: Exits, the trigger, then entries.
+    """
+
+    __slots__ = ("after", "before", "case_id", "events", "records", "rules", "time",
+                 "transition_id", "trigger")
+
+    def __init__(self, case_id: str, time: SimHours, trigger: TriggerId, transition_id: str,
+                 before: Config, after: Config, rules: tuple[RuleId, ...],
+                 records: tuple[str, ...], events: tuple[EventRef, ...]) -> None:
+        """The record of one move."""
+        self.case_id: Final = case_id
+        self.time: Final = time
+        self.trigger: Final = trigger
+        self.transition_id: Final = transition_id
+        self.before: Final = before
+        self.after: Final = after
+        self.rules: Final = rules
+        self.records: Final = records
+        self.events: Final = events
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.case_id, self.time, self.trigger, self.transition_id, self.before,
+                self.after, self.rules, self.records, self.events)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal field by field to another step."""
+        if not isinstance(other, Step):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        """The hash of its fields."""
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        """As the dataclass it was wrote it."""
+        return (f"Step(case_id={self.case_id!r}, time={self.time!r}, "
+                f"trigger={self.trigger!r}, transition_id={self.transition_id!r}, "
+                f"before={self.before!r}, after={self.after!r}, rules={self.rules!r}, "
+                f"records={self.records!r}, events={self.events!r})")
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickle by its fields."""
+        return (Step, self._fields())
+
+
+class FireResult:
+    """What firing a trigger did: the step, deadline verdicts, and clocks started."""
+
+    __slots__ = ("started", "step", "verdicts")
+
+    def __init__(self, step: Step, verdicts: tuple[DeadlineVerdict, ...],
+                 started: tuple[str, ...]) -> None:
+        """The step, its verdicts, and the ids of the clocks it started."""
+        self.step: Final = step
+        self.verdicts: Final = verdicts
+        self.started: Final = started
+
+    def _fields(self) -> tuple[Step, tuple[DeadlineVerdict, ...], tuple[str, ...]]:
+        return (self.step, self.verdicts, self.started)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal field by field to another result."""
+        if not isinstance(other, FireResult):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        """The hash of its fields."""
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        """As the dataclass it was wrote it."""
+        return (f"FireResult(step={self.step!r}, verdicts={self.verdicts!r}, "
+                f"started={self.started!r})")
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickle by its fields."""
+        return (FireResult, self._fields())
