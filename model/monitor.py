@@ -9,7 +9,7 @@ step; liveness properties (existence, response) whenever the case comes to rest.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from model.compiler import Step
 from model.graph import ActiveStates, ByIdentity, Config, initial_events, is_terminal
@@ -27,12 +27,21 @@ class Violation:
     trace: tuple[Step, ...]
 
 
-@dataclass(slots=True)
 class _CaseTrack:
-    seen: set[EventRef] = field(default_factory=set)
-    scope_records: dict[str, set[str]] = field(default_factory=dict)
-    pending: dict[str, Step] = field(default_factory=dict)
-    trace: deque[Step] = field(default_factory=lambda: deque(maxlen=TRACE_STEPS))
+    """What the monitor remembers of one case.
+
+    A plain class with its own ``__init__``: compiled, building one is a C call, where a
+    dataclass's generated ``__init__`` would be a Python frame (one per case started).
+    """
+
+    __slots__ = ("pending", "scope_records", "seen", "trace")
+
+    def __init__(self) -> None:
+        """Nothing seen yet."""
+        self.seen: set[int] = set()  # the events it has had, by number (PropertyMonitor._number)
+        self.scope_records: dict[str, set[str]] = {}
+        self.pending: dict[str, Step] = {}
+        self.trace: deque[Step] = deque(maxlen=TRACE_STEPS)
 
 
 TRACE_STEPS = 200
@@ -52,7 +61,7 @@ class _Quick:
         before: The configuration the step leaves.
         after: The configuration it enters.
         records: What it records.
-        held: Its events as a set.
+        held: Its events as a set of their numbers (:meth:`PropertyMonitor._number`).
         before_active: The states active before the step.
         after_active: The states active after it.
         full: Some property answered in advance breaks: check everything.
@@ -63,7 +72,7 @@ class _Quick:
     before: Config
     after: Config
     records: tuple[str, ...]
-    held: frozenset[EventRef]
+    held: frozenset[int]
     before_active: frozenset[str]
     after_active: frozenset[str]
     full: bool
@@ -99,10 +108,33 @@ class PropertyMonitor:
         self._tests = tuple(self._tested(p) for p in self._safety)
         # a step's events, with which tested events they hold, per events tuple (by identity:
         # the table machine reuses one tuple per move, so a run asks about a few hundred)
-        self._seen_events: ByIdentity[tuple[frozenset[EventRef],
+        self._seen_events: ByIdentity[tuple[frozenset[int],
                                              tuple[tuple[Property, tuple[bool, ...]], ...]]] = (
             ByIdentity())
         self._quick: ByIdentity[_Quick] = ByIdentity()
+        # A case's events are kept as numbers, one per distinct event: adding a step's events
+        # to what the case has seen, or asking whether it has seen one, then hashes ints,
+        # not EventRefs (whose dataclass hash is a Python call each time).
+        self._numbers: dict[EventRef, int] = {}
+        self._initial_numbers = frozenset(self._number(e) for e in self._initial_events)
+        self._of_number = {p.id: self._number(p.of) for p in procedure.properties
+                           if p.of is not None}
+        self._requires_number = {p.id: self._number(p.requires) for p in procedure.properties
+                                 if p.requires is not None}
+        # what starting a case checks, the same for every case: the absence properties its
+        # initial events break, and the scopes they enter
+        self._absent_at_start = tuple(p for p in procedure.properties
+                                      if p.pattern == "absence" and p.of in self._initial_events)
+        self._scopes_at_start = tuple(
+            p.id for p in procedure.properties if p.pattern == "never_ends_without"
+            and EventRef("enter", p.scope or "") in self._initial_events)
+
+    def _number(self, event: EventRef) -> int:
+        """The event's number in this monitor (given on first sight)."""
+        found = self._numbers.get(event)
+        if found is None:
+            found = self._numbers[event] = len(self._numbers)
+        return found
 
     def _tested(self, p: Property) -> tuple[EventRef | None, ...]:
         """The events whose presence in a step a safety property looks at, in use order."""
@@ -119,8 +151,8 @@ class PropertyMonitor:
         return ()
 
     def _events(self, events: tuple[EventRef, ...]
-                ) -> tuple[frozenset[EventRef], tuple[tuple[Property, tuple[bool, ...]], ...]]:
-        """The step's events as a set, and the safety properties the step may concern.
+                ) -> tuple[frozenset[int], tuple[tuple[Property, tuple[bool, ...]], ...]]:
+        """The step's events as a set of numbers, and the safety properties it may concern.
 
         Each comes with which of its tested events the step holds. A property that only
         looks at events (absence, precedence, response) is left out when none is held.
@@ -129,12 +161,13 @@ class PropertyMonitor:
         if found is not None:
             return found
         held = frozenset(events)
+        numbers = frozenset(self._number(e) for e in events)
         checks = []
         for p, tests in zip(self._safety, self._tests, strict=True):
             hit = tuple(e in held for e in tests)
             if p.pattern not in ("absence", "precedence", "response") or any(hit):
                 checks.append((p, hit))
-        found = (held, tuple(checks))
+        found = (numbers, tuple(checks))
         self._seen_events.put(events, found)
         return found
 
@@ -142,14 +175,11 @@ class PropertyMonitor:
         """Begin watching a new case at the procedure's initial configuration."""
         track = _CaseTrack()
         self._cases[case_id] = track
-        events = self._initial_events
-        track.seen.update(events)
-        out = []
-        for p in self.procedure.properties:
-            if p.pattern == "absence" and p.of in events:
-                out.append(self._violation(case_id, p, f"{p.of} at the start"))
-            if p.pattern == "never_ends_without" and EventRef("enter", p.scope or "") in events:
-                track.scope_records[p.id] = set()
+        track.seen.update(self._initial_numbers)
+        out = [self._violation(case_id, p, f"{p.of} at the start")
+               for p in self._absent_at_start]
+        for scope in self._scopes_at_start:
+            track.scope_records[scope] = set()
         return out
 
     def finish(self, case_id: str) -> None:
@@ -228,7 +258,7 @@ class PropertyMonitor:
             out.append(self._violation(step.case_id, p, f"{p.of} happened"))
         elif p.pattern == "precedence":
             assert p.of is not None and p.requires is not None
-            if hit[0] and p.requires not in track.seen and not hit[1]:
+            if hit[0] and self._requires_number[p.id] not in track.seen and not hit[1]:
                 out.append(self._violation(step.case_id, p,
                                            f"{p.of} before {p.requires}"))
         elif p.pattern == "never_ends_without":
@@ -302,7 +332,7 @@ class PropertyMonitor:
             return []
         out = []
         for p in self.procedure.properties:
-            if p.pattern == "existence" and p.of not in track.seen:
+            if p.pattern == "existence" and self._of_number[p.id] not in track.seen:
                 out.append(self._violation(case_id, p, f"came to rest without {p.of}"))
             if p.pattern == "response" and p.id in track.pending:
                 out.append(self._violation(case_id, p,
