@@ -36,7 +36,7 @@ from model.types import SimHours, StateId, TriggerId
 from simulations.behaviour import Behaviour, compile_behaviour
 from simulations.collector import collector_paused
 from simulations.distributions import HOURS_PER_YEAR, Dist, TimeUnit, advance
-from simulations.drive import Drive
+from simulations.drive import Awaited, Desk, Drive
 from simulations.observers import NullObserver, Observer
 from simulations.record import RunRecord
 from simulations.scenario import DistSpec, MeetingSpec, Scenario
@@ -387,7 +387,7 @@ class Engine:
                            staff.minute_takers.slots_per_day,
                            staff.conference_chairs.meeting_hours)
         self._meetings: dict[TriggerId, tuple[float, Dist | None]] = {}
-        self.managers = {level: (simpy.Resource(self.env, capacity=m.count), m.work.build())
+        self.managers = {level: (Desk(self._drive, m.count), m.work.build())
                          for level, m in staff.managers.items()}
         self.live: dict[str, _Live] = {}
         self._order = itertools.count()
@@ -488,21 +488,21 @@ class Engine:
         self._drive.stop_all()
         return self.record
 
-    def _arrivals(self) -> Generator[simpy.Event, Any, None]:
+    def _arrivals(self) -> Generator[Awaited, Any, None]:
         demand = self.spec.demand
         rate = demand.referrals_per_year * (1.0 - demand.re_referral_share) / HOURS_PER_YEAR
         season = demand.seasonality
         peak = max(season) / (sum(season) / 12.0) if season else 1.0
         rng = self.rng["arrivals"]
         while True:
-            yield self.env.timeout(rng.exponential(1.0 / (rate * peak)))
+            yield self._drive.timeout(rng.exponential(1.0 / (rate * peak)))
             if season:
                 month = self.calendar.date_of(self.env._now).month - 1
                 if rng.random() * peak > season[month] / (sum(season) / 12.0):
                     continue
             self._new_case()
 
-    def _returns(self) -> Generator[simpy.Event, Any, None]:
+    def _returns(self) -> Generator[Awaited, Any, None]:
         """Children who closed before the run starts, coming back (``demand.history``).
 
         Closures before the run are taken as steady at ``closures_per_year``; a child closed
@@ -527,7 +527,7 @@ class Engine:
         rng = self.rng["history"]
         begin = self.env._now
         while True:
-            yield self.env.timeout(rng.exponential(1.0 / rate))
+            yield self._drive.timeout(rng.exponential(1.0 / rate))
             since = self.env._now - begin
             if advance(self.calendar, 0.0, gap.sample(rng), gap.unit) > since:
                 self._new_case(previous_plans=int(rng.random() < had_plan))
@@ -589,8 +589,9 @@ class Engine:
             self.workers.request(live)
         self._drive.start(self._case(live))
 
-    def _case(self, live: _Live) -> Generator[simpy.Event, Any, None]:
+    def _case(self, live: _Live) -> Generator[Awaited, Any, None]:
         env = self.env
+        drive = self._drive
         back = self.workers.back
         plans = live.plans
         while True:
@@ -613,7 +614,7 @@ class Engine:
                 return
             now = env._now
             if plan.time > now:
-                yield env.timeout(plan.time - now)
+                yield drive.timeout(plan.time - now)
             # Most steps wait for nobody: fire them here, without a generator for the step
             # (the same decisions as _execute's, which handles every other step).
             enabled = live.enabled
@@ -844,7 +845,7 @@ class Engine:
             live.plans[key] = _Plan(time, next(self._order), trigger, key)
 
     # -- doing -------------------------------------------------------------------------------
-    def _execute(self, live: _Live, key: str, plan: _Plan) -> Generator[simpy.Event, Any, None]:
+    def _execute(self, live: _Live, key: str, plan: _Plan) -> Generator[Awaited, Any, None]:
         """Gather what the step needs, then fire it.
 
         Social-work and management steps happen in working hours: a case waits for its
@@ -878,17 +879,18 @@ class Engine:
                 waited = True
             actors.append(self._worker_actor(live.worker))
         for level in kind.managers:
-            resource, work = self.managers[level]
-            with resource.request() as req:
-                yield req
-                hours = work.sample(self._timing_rng)
-                yield self.env.timeout(advance(self.calendar, self.env._now, hours,
-                                               work.unit) - self.env._now)
+            desk, work = self.managers[level]
+            request = desk.request()
+            yield request
+            hours = work.sample(self._timing_rng)
+            yield self._drive.timeout(advance(self.calendar, self.env._now, hours,
+                                              work.unit) - self.env._now)
+            desk.release(request)
             actors.append(f"manager:{level}")
         if waited and not meeting:
             start = self.calendar.next_working_time(self.env._now)
             if start > self.env._now:
-                yield self.env.timeout(start - self.env._now)
+                yield self._drive.timeout(start - self.env._now)
         if meeting:
             booking = live.bookings.get(plan.trigger)
             if booking is None or booking[1] < self.env._now - 1e-9:
@@ -897,7 +899,7 @@ class Engine:
                 booking = self.diary.book(self.env._now, self.env._now)
                 live.bookings[plan.trigger] = booking
             if booking[1] > self.env._now:
-                yield self.env.timeout(booking[1] - self.env._now)
+                yield self._drive.timeout(booking[1] - self.env._now)
             absent = self._attendance(transition)
             if absent:
                 actors.append("absent:" + "|".join(absent))
@@ -1113,7 +1115,7 @@ class Engine:
         self.record.cases_finished += 1
 
     # -- measuring ---------------------------------------------------------------------------
-    def _sampler(self) -> Generator[simpy.Event, Any, None]:
+    def _sampler(self) -> Generator[Awaited, Any, None]:
         every = self.spec.run.sample_every_days * 24.0
         rec = self.record
         stages = [sid for sid, st in self.procedure.states.items()
@@ -1147,7 +1149,7 @@ class Engine:
                 for sid in stages:
                     series[f"stage:{sid}"].append(float(self.stage_counts[sid]))
                 series["open_cases"].append(open_cases())
-            yield self.env.timeout(every)
+            yield self._drive.timeout(every)
 
     def _close_books(self) -> None:
         """At the horizon: open clocks, open cases by state, capacity used."""

@@ -22,7 +22,7 @@ from model.calendar import WorkingCalendar
 from model.compiler import Case
 from model.types import SimHours
 from simulations.distributions import HOURS_PER_YEAR, Dist, advance
-from simulations.drive import Drive
+from simulations.drive import Awaited, Drive
 from simulations.record import RunRecord
 from simulations.scenario import TurnoverSpec
 
@@ -178,19 +178,19 @@ class Workers:
                 self.drive.start(self._turnover(i, stay, turnover_rng))
 
     def _absence(self, i: int, rate: float, spell_days: float,
-                 rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
+                 rng: np.random.Generator) -> Generator[Awaited, Any, None]:
         away_mean = spell_days * 24.0
         here_mean = away_mean * (1.0 - rate) / rate
         if rng.random() < rate:
             self.present[i] = False
             self.back[i] = self.env.event()
-            yield self.env.timeout(rng.exponential(away_mean))
+            yield self.drive.timeout(rng.exponential(away_mean))
             self._return(i)
         while True:
-            yield self.env.timeout(rng.exponential(here_mean))
+            yield self.drive.timeout(rng.exponential(here_mean))
             self.present[i] = False
             self.back[i] = self.env.event()
-            yield self.env.timeout(rng.exponential(away_mean))
+            yield self.drive.timeout(rng.exponential(away_mean))
             self._return(i)
 
     def _return(self, i: int) -> None:
@@ -323,21 +323,21 @@ class Workers:
         return advance(self.calendar, now, dist.sample(rng), dist.unit) - now
 
     def _turnover(self, i: int, stay: float,
-                  rng: np.random.Generator) -> Generator[simpy.Event, Any, None]:
+                  rng: np.random.Generator) -> Generator[Awaited, Any, None]:
         """Post ``i``: its worker leaves, the post stands vacant, a new worker starts."""
         while True:
-            yield self.env.timeout(rng.exponential(stay))
+            yield self.drive.timeout(rng.exponential(stay))
             while not self.present[i]:
                 back = self.back[i]
                 assert back is not None
                 yield back
                 # let the steps that waited for this return take their worker first
-                yield self.env.timeout(0)
+                yield self.drive.timeout(0)
             self._leave(i, rng)
             if rng.random() < self._agency_cover:
-                yield self.env.timeout(self._after(self._agency_gap, rng))
+                yield self.drive.timeout(self._after(self._agency_gap, rng))
             else:
-                yield self.env.timeout(self._after(self._vacancy_gap, rng))
+                yield self.drive.timeout(self._after(self._vacancy_gap, rng))
             self._start(i)
 
     def _leave(self, i: int, rng: np.random.Generator) -> None:
@@ -356,9 +356,9 @@ class Workers:
             self.handover[live] = None
             self.drive.start(self._hand_on(live, self._after(self._handover_delay, rng)))
 
-    def _hand_on(self, live: StaffedCase, delay: float) -> Generator[simpy.Event, Any, None]:
+    def _hand_on(self, live: StaffedCase, delay: float) -> Generator[Awaited, Any, None]:
         """After ``delay``, allocate a leaver's case in its team, or queue it there."""
-        yield self.env.timeout(delay)
+        yield self.drive.timeout(delay)
         if live not in self.handover:
             return  # the case closed, or left the stages that hold a worker, meanwhile
         del self.handover[live]

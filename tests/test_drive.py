@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from simpy.events import URGENT
 
-from simulations.drive import Drive
+from simulations.drive import Awaited, Desk, Drive
 
 
 def _world(env: simpy.Environment, start: Callable[[Generator[simpy.Event, Any, None]], object],
@@ -93,3 +95,78 @@ def test_stopping_frees_what_waited_without_the_collector() -> None:
     finally:
         if was:
             gc.enable()
+
+
+Job = tuple[int, list[tuple[int, int]]]
+"""When a job arrives, then for each time it asks the pool: how long it works before
+asking, and how long it holds its place."""
+
+
+def _queueing(jobs: list[Job], seen: list[tuple[float, int, str]], *, simpy_side: bool,
+              capacity: int) -> None:
+    """Jobs that arrive (often at the same moment), ask a pool for a place, hold it, leave.
+
+    One side is SimPy's own (``env.process``, ``env.timeout``, ``simpy.Resource``), the
+    other the engine's (``Drive.start``, ``Drive.timeout``, ``Desk``). Zero waits put many
+    events at the same moment, where only the order SimPy gives them tells the sides apart.
+    """
+    env = simpy.Environment()
+    drive = Drive(env)
+    desk = Desk(drive, capacity)
+    resource = simpy.Resource(env, capacity=capacity)
+
+    def wait(delay: float) -> Awaited:
+        return env.timeout(delay) if simpy_side else drive.timeout(delay)
+
+    def job(number: int, arrive: int, rounds: list[tuple[int, int]]
+            ) -> Generator[Awaited, Any, None]:
+        yield wait(arrive)
+        seen.append((env.now, number, "arrives"))
+        for before, hold in rounds:
+            yield wait(before)
+            seen.append((env.now, number, "asks"))
+            if simpy_side:
+                with resource.request() as request:
+                    yield request
+                    seen.append((env.now, number, "served"))
+                    yield wait(hold)
+            else:
+                mine = desk.request()
+                yield mine
+                seen.append((env.now, number, "served"))
+                yield wait(hold)
+                desk.release(mine)
+            seen.append((env.now, number, "done"))
+
+    for number, (arrive, rounds) in enumerate(jobs):
+        if simpy_side:
+            env.process(job(number, arrive, rounds))  # type: ignore[arg-type]  # all Events
+        else:
+            drive.start(job(number, arrive, rounds))
+    if simpy_side:
+        env.run(until=1000)
+    else:
+        drive.run(1000)
+
+
+@settings(max_examples=100)
+@given(jobs=st.lists(st.tuples(st.integers(0, 3),
+                               st.lists(st.tuples(st.integers(0, 1), st.integers(0, 2)),
+                                        min_size=1, max_size=3)),
+                     max_size=12),
+       capacity=st.integers(1, 3))
+def test_desk_and_drive_timeouts_keep_simpys_order(jobs: list[Job], capacity: int) -> None:
+    """Same moments, same order of service as SimPy's Resource and Timeout."""
+    theirs: list[tuple[float, int, str]] = []
+    mine: list[tuple[float, int, str]] = []
+    _queueing(jobs, theirs, simpy_side=True, capacity=capacity)
+    _queueing(jobs, mine, simpy_side=False, capacity=capacity)
+    assert mine == theirs
+
+
+def test_a_desk_without_places_is_refused_as_simpy_refuses_it() -> None:
+    env = simpy.Environment()
+    with pytest.raises(ValueError, match="capacity"):
+        simpy.Resource(env, capacity=0)
+    with pytest.raises(ValueError, match="capacity"):
+        Desk(Drive(env), 0)
