@@ -9,6 +9,7 @@ step; liveness properties (existence, response) whenever the case comes to rest.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from model.compiler import Step
@@ -38,7 +39,8 @@ class _CaseTrack:
 
     def __init__(self) -> None:
         """Nothing seen yet."""
-        self.seen: set[int] = set()  # the events it has had, by number (PropertyMonitor._number)
+        # the events it has had that a property asks about, by number (PropertyMonitor._number)
+        self.seen: set[int] = set()
         self.scope_records: dict[str, set[str]] = {}
         self.pending: dict[str, Step] = {}
         self.trace: deque[Step] = deque(maxlen=TRACE_STEPS)
@@ -61,7 +63,8 @@ class _Quick:
         before: The configuration the step leaves.
         after: The configuration it enters.
         records: What it records.
-        held: Its events as a set of their numbers (:meth:`PropertyMonitor._number`).
+        held: The numbers of its events that a property asks whether a case has seen
+            (:meth:`PropertyMonitor._numbered`).
         before_active: The states active before the step.
         after_active: The states active after it.
         full: Some property answered in advance breaks: check everything.
@@ -112,11 +115,17 @@ class PropertyMonitor:
                                              tuple[tuple[Property, tuple[bool, ...]], ...]]] = (
             ByIdentity())
         self._quick: ByIdentity[_Quick] = ByIdentity()
-        # A case's events are kept as numbers, one per distinct event: adding a step's events
-        # to what the case has seen, or asking whether it has seen one, then hashes ints,
-        # not EventRefs (whose dataclass hash is a Python call each time).
+        # What a case has seen matters only for the events a property asks about later (what
+        # a precedence requires, what an existence needs), so only those are kept, as
+        # numbers: adding a step's events to what the case has seen, or asking whether it
+        # has seen one, then hashes ints, not EventRefs (whose dataclass hash is a Python
+        # call each time), and most steps add nothing.
         self._numbers: dict[EventRef, int] = {}
-        self._initial_numbers = frozenset(self._number(e) for e in self._initial_events)
+        self._watched = frozenset(
+            e for p in procedure.properties for e in (
+                p.requires if p.pattern == "precedence" else None,
+                p.of if p.pattern == "existence" else None) if e is not None)
+        self._initial_numbers = self._numbered(self._initial_events)
         self._of_number = {p.id: self._number(p.of) for p in procedure.properties
                            if p.of is not None}
         self._requires_number = {p.id: self._number(p.requires) for p in procedure.properties
@@ -128,6 +137,10 @@ class PropertyMonitor:
         self._scopes_at_start = tuple(
             p.id for p in procedure.properties if p.pattern == "never_ends_without"
             and EventRef("enter", p.scope or "") in self._initial_events)
+
+    def _numbered(self, events: Iterable[EventRef]) -> frozenset[int]:
+        """The numbers of those of ``events`` that a property asks whether a case has seen."""
+        return frozenset(self._number(e) for e in events if e in self._watched)
 
     def _number(self, event: EventRef) -> int:
         """The event's number in this monitor (given on first sight)."""
@@ -161,7 +174,7 @@ class PropertyMonitor:
         if found is not None:
             return found
         held = frozenset(events)
-        numbers = frozenset(self._number(e) for e in events)
+        numbers = self._numbered(events)
         checks = []
         for p, tests in zip(self._safety, self._tests, strict=True):
             hit = tuple(e in held for e in tests)
@@ -236,7 +249,8 @@ class PropertyMonitor:
         out: list[Violation] = []
         for p, hit in quick.checks:
             self._answer(step, p, hit, quick.before_active, quick.after_active, track, out)
-        track.seen |= quick.held
+        if quick.held:
+            track.seen |= quick.held
         return out
 
     def _observe_all(self, step: Step, track: _CaseTrack) -> list[Violation]:
