@@ -25,17 +25,23 @@ class Wake:
     What :meth:`Drive.timeout` schedules (as ``simpy.Timeout``), what starts a generator
     (as ``Process``'s ``Initialize``) and what a :class:`Desk` grants and releases with. It
     has the attributes the event loop and a waiting generator read (``callbacks``, ``_ok``,
-    ``_value``), so SimPy's own loop and processes handle it too. Compiled, building one
-    is a C call; a SimPy event's ``__init__`` is a Python frame.
+    ``_value``), so SimPy's processes can wait on one too. Compiled, building one is a C
+    call; a SimPy event's ``__init__`` is a Python frame.
+
+    The first generator to wait on a wake, when nothing else has yet, is kept as its
+    ``waiter`` rather than as a bound method among its callbacks: :meth:`Drive.run`
+    resumes it directly, then calls the callbacks (so in the order they came, as SimPy).
+    Only :meth:`Drive.run` knows about the waiter, so only it may process wakes.
     """
 
-    __slots__ = ("_ok", "_value", "callbacks")
+    __slots__ = ("_ok", "_value", "callbacks", "waiter")
 
     def __init__(self) -> None:
         """Succeeded, with no value, and nobody waiting yet."""
         self.callbacks: list[Callable[[Any], None]] | None = []
         self._ok = True
         self._value: Any = None
+        self.waiter: _Runner | None = None
 
 
 Awaited = simpy.Event | Wake
@@ -98,6 +104,15 @@ class _Runner:
             except StopIteration:
                 del self.running[self]
                 return
+            if isinstance(event, Wake):
+                waiting = event.callbacks
+                if waiting is not None:  # else processed already: go on at once, as SimPy
+                    if not waiting and event.waiter is None:
+                        event.waiter = self
+                    else:
+                        waiting.append(self.resume)
+                    return
+                continue
             callbacks = event.callbacks
             if callbacks is not None:
                 callbacks.append(self.resume)
@@ -165,6 +180,8 @@ class Drive:
     def __init__(self, env: simpy.Environment) -> None:
         """Drive generators on ``env``."""
         self.env = env
+        self.now: float = env._now
+        """The simulated time (``env.now``, kept here too: a compiled read is a C field)."""
         self._running: dict[_Runner, None] = {}
 
     def start(self, generator: Generator[Awaited, Any, None]) -> None:
@@ -179,9 +196,8 @@ class Drive:
         """
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
-        env = self.env
         wake = Wake()
-        _push(env, env._now + delay, NORMAL, wake)
+        _push(self.env, self.now + delay, NORMAL, wake)
         return wake
 
     def run(self, until: float) -> None:
@@ -202,15 +218,26 @@ class Drive:
         while queue:
             now, _, _, event = heappop(queue)
             env._now = now
+            self.now = now
+            if isinstance(event, Wake):  # most events: compiled attributes, no bound method
+                waiting = event.callbacks
+                event.callbacks = None
+                waiter = event.waiter
+                if waiter is not None:
+                    event.waiter = None
+                    waiter.resume(event)
+                if waiting:
+                    for callback in waiting:
+                        callback(event)
+                continue
             callbacks = event.callbacks
-            event.callbacks = None  # SimPy: processed
+            event.callbacks = None  # type: ignore[assignment]  # SimPy: processed
             if event is stop:
                 return
             assert callbacks is not None
             for callback in callbacks:
                 callback(event)
             if not event._ok and not hasattr(event, "_defused"):
-                assert isinstance(event, simpy.Event)  # a Wake never fails
                 failure: BaseException = event._value
                 crash = type(failure)(*failure.args)
                 crash.__cause__ = failure

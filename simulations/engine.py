@@ -269,6 +269,7 @@ class _Live:
         worker: Its social worker's post, when allocated.
         allocated: The event its allocation fires, while it waits for one.
         queued_at: When it joined the allocation queue.
+        team: Its social work team, once the staff have worked it out (-1 before).
         plan_started: When its current plan started.
         plans_had: Plans it has had (before the run too).
         meeting: The meeting state it sits in, if any.
@@ -280,7 +281,8 @@ class _Live:
 
     __slots__ = ("absence_postponed", "allocated", "bookings", "case", "declined", "enabled",
                  "entered", "family_postponed", "here", "hurried", "meeting", "plan_started",
-                 "plans", "plans_had", "process_order", "queued_at", "visits", "worker")
+                 "plans", "plans_had", "process_order", "queued_at", "team", "visits",
+                 "worker")
 
     def __init__(self, case: Case, process_order: int, here: _Here) -> None:
         """A case just arrived at ``here``."""
@@ -297,6 +299,7 @@ class _Live:
         self.worker: int | None = None
         self.allocated: simpy.Event | None = None
         self.queued_at: SimHours | None = None
+        self.team = -1
         self.plan_started: SimHours | None = None
         self.plans_had = 0
         self.meeting: StateId | None = None
@@ -336,9 +339,10 @@ class Engine:
         self.machine = machine
         self.calendar = calendar
         self.env = simpy.Environment(initial_time=start_at)
-        # The hot path reads the time as ``env._now``: ``env.now`` is a property, a Python
-        # call per read, and the engine reads the time several times a step.
-        self._drive = Drive(self.env)  # runs every generator below, and ends them at the horizon
+        # Runs every generator below, and ends them at the horizon. The hot path reads the
+        # time as ``_drive.now``: ``env.now`` is a property, a Python call per read, and the
+        # engine reads the time several times a step.
+        self._drive = Drive(self.env)
         self.rng = replication_streams(root_seed, replication, authority)
         # the streams the hot path draws from, and the table machine when it is one, as
         # typed attributes (a compiled engine calls them directly, not through a dict)
@@ -497,7 +501,7 @@ class Engine:
         while True:
             yield self._drive.timeout(rng.exponential(1.0 / (rate * peak)))
             if season:
-                month = self.calendar.date_of(self.env._now).month - 1
+                month = self.calendar.date_of(self._drive.now).month - 1
                 if rng.random() * peak > season[month] / (sum(season) / 12.0):
                     continue
             self._new_case()
@@ -525,10 +529,10 @@ class Engine:
             return
         had_plan = planned / (planned + others)  # among those who come back
         rng = self.rng["history"]
-        begin = self.env._now
+        begin = self._drive.now
         while True:
             yield self._drive.timeout(rng.exponential(1.0 / rate))
-            since = self.env._now - begin
+            since = self._drive.now - begin
             if advance(self.calendar, 0.0, gap.sample(rng), gap.unit) > since:
                 self._new_case(previous_plans=int(rng.random() < had_plan))
 
@@ -537,14 +541,14 @@ class Engine:
         case_id = f"C{number:07d}"
         rng = self.rng["facts"]
         facts = {name: bool(rng.random() < p) for name, p in self.spec.demand.facts.items()}
-        case, started = self.machine.new_case(case_id, facts, self.env._now)
+        case, started = self.machine.new_case(case_id, facts, self._drive.now)
         config = self.machine.configuration(case)
         here = self._here(config)
         live = _Live(case, next(self._order), here)
         live.plans_had = previous_plans
         self.live[case_id] = live
         self.record.cases_created += 1
-        now = self.env._now
+        now = self._drive.now
         for sid in here.active:
             live.entered[sid] = now
             live.visits[sid] = live.visits.get(sid, 0) + 1
@@ -590,7 +594,6 @@ class Engine:
         self._drive.start(self._case(live))
 
     def _case(self, live: _Live) -> Generator[Awaited, Any, None]:
-        env = self.env
         drive = self._drive
         back = self.workers.back
         plans = live.plans
@@ -612,7 +615,7 @@ class Engine:
                         f"here (allowed: {', '.join(sorted(self._enabled(live))) or 'none'})")
                 self._finish(live, config)
                 return
-            now = env._now
+            now = drive.now
             if plan.time > now:
                 yield drive.timeout(plan.time - now)
             # Most steps wait for nobody: fire them here, without a generator for the step
@@ -666,7 +669,7 @@ class Engine:
                 enabled_now = self._enabled(live)
                 for plan in waiting:
                     if plan.trigger in enabled_now:
-                        plan.time = self._working_moment(self.env._now, self.env._now)
+                        plan.time = self._working_moment(self._drive.now, self._drive.now)
                 break
         behaving = live.here.behaving
         for sid in behaving:
@@ -716,7 +719,7 @@ class Engine:
 
     def _plan_step(self, live: _Live, b: Behaviour, trigger: TriggerId,
                    after: Dist | None) -> None:
-        now = self.env._now
+        now = self._drive.now
         rng = self._timing_rng
         time: float | None = None
         if b.meeting_for_lead is not None and b.meeting_for_lead in live.bookings:
@@ -768,7 +771,7 @@ class Engine:
 
     def _book(self, live: _Live, trigger: TriggerId, target: SimHours) -> tuple[float, bool]:
         """Book (or reuse) the case's diary slot for a meeting; True when it is too late."""
-        now = self.env._now
+        now = self._drive.now
         existing = live.bookings.get(trigger)
         if existing is not None and existing[1] >= now:
             return existing[1], False
@@ -838,7 +841,7 @@ class Engine:
                                after.unit)
             else:
                 continue
-            now = self.env._now
+            now = self._drive.now
             time = max(time, now)
             if people:
                 time = self._working_moment(time, now)
@@ -883,23 +886,23 @@ class Engine:
             request = desk.request()
             yield request
             hours = work.sample(self._timing_rng)
-            yield self._drive.timeout(advance(self.calendar, self.env._now, hours,
-                                              work.unit) - self.env._now)
+            yield self._drive.timeout(advance(self.calendar, self._drive.now, hours,
+                                              work.unit) - self._drive.now)
             desk.release(request)
             actors.append(f"manager:{level}")
         if waited and not meeting:
-            start = self.calendar.next_working_time(self.env._now)
-            if start > self.env._now:
-                yield self._drive.timeout(start - self.env._now)
+            start = self.calendar.next_working_time(self._drive.now)
+            if start > self._drive.now:
+                yield self._drive.timeout(start - self._drive.now)
         if meeting:
             booking = live.bookings.get(plan.trigger)
-            if booking is None or booking[1] < self.env._now - 1e-9:
+            if booking is None or booking[1] < self._drive.now - 1e-9:
                 if booking is not None:
                     self.diary.cancel(booking[0])
-                booking = self.diary.book(self.env._now, self.env._now)
+                booking = self.diary.book(self._drive.now, self._drive.now)
                 live.bookings[plan.trigger] = booking
-            if booking[1] > self.env._now:
-                yield self._drive.timeout(booking[1] - self.env._now)
+            if booking[1] > self._drive.now:
+                yield self._drive.timeout(booking[1] - self._drive.now)
             absent = self._attendance(transition)
             if absent:
                 actors.append("absent:" + "|".join(absent))
@@ -924,8 +927,8 @@ class Engine:
             if reason:
                 assert owner is not None and owner.postpone is not None
                 self.diary.cancel(live.bookings.pop(plan.trigger)[0])
-                nxt = advance(self.calendar, self.env._now, *self._rebook_delay(plan.trigger))
-                live.bookings[plan.trigger] = self.diary.book(nxt, self.env._now)
+                nxt = advance(self.calendar, self._drive.now, *self._rebook_delay(plan.trigger))
+                live.bookings[plan.trigger] = self.diary.book(nxt, self._drive.now)
                 self._fire(live, owner.postpone, "conference_chair", reason)
                 return
             self.diary.hold(live.bookings.pop(plan.trigger)[0])
@@ -972,7 +975,7 @@ class Engine:
         return absent
 
     def _fire(self, live: _Live, trigger: TriggerId, actor: str, reason: str = "") -> None:
-        now = self.env._now
+        now = self._drive.now
         case = live.case
         live.enabled = None
         table = self._table
@@ -1129,7 +1132,7 @@ class Engine:
             return float(len(self.live) - sum(self.stage_counts[s] for s in resting))
 
         while True:
-            now = self.env._now
+            now = self._drive.now
             if self.progress is not None:
                 self.progress(now)
             rec.transient_days.append(int(now // 24))

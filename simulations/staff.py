@@ -37,6 +37,8 @@ class StaffedCase(Protocol):
     """Succeeds when a waiting case is given a worker."""
     queued_at: SimHours | None
     """When the case began to wait (for its wait for allocation)."""
+    team: int
+    """Its team, once :meth:`Workers.team` has worked it out; -1 before."""
 
 
 class Diary:
@@ -212,10 +214,21 @@ class Workers:
         return out
 
     def team(self, live: StaffedCase) -> int:
-        """The case's team: the same on every (re-)allocation of the case."""
+        """The case's team: the same on every (re-)allocation of the case.
+
+        Worked out from the case id on first asking (a keyed hash: about a microsecond)
+        and kept with the case.
+        """
         if self.teams == 1:
             return 0
-        digest = hashlib.blake2b(live.case.case_id.encode(), key=self._key,
+        if live.team >= 0:
+            return live.team
+        live.team = self._team(live.case.case_id)
+        return live.team
+
+    def _team(self, case_id: str) -> int:
+        """The team a keyed hash of the case id gives (spread as the teams' demand is)."""
+        digest = hashlib.blake2b(case_id.encode(), key=self._key,
                                  digest_size=8).digest()
         if self._bounds is None:
             return int.from_bytes(digest, "big") % self.teams
@@ -265,7 +278,7 @@ class Workers:
             self.cases[i][live] = None
             return
         live.allocated = self.env.event()
-        live.queued_at = self.env.now
+        live.queued_at = self.drive.now
         self.queues[team].append(live)
 
     def release(self, live: StaffedCase) -> None:
@@ -307,7 +320,7 @@ class Workers:
         live.worker = i
         self.cases[i][live] = None
         if live.queued_at is not None:
-            self.waits.append(self.env.now - live.queued_at)
+            self.waits.append(self.drive.now - live.queued_at)
         live.queued_at = None
         event = live.allocated
         live.allocated = None
@@ -315,11 +328,11 @@ class Workers:
             event.succeed()
 
     def _counting(self) -> RunRecord | None:
-        return self.record if self.env.now >= self.count_from else None
+        return self.record if self.drive.now >= self.count_from else None
 
     def _after(self, dist: Dist, rng: np.random.Generator) -> float:
         """Hours from now until a duration drawn from ``dist`` has passed."""
-        now = self.env.now
+        now = self.drive.now
         return advance(self.calendar, now, dist.sample(rng), dist.unit) - now
 
     def _turnover(self, i: int, stay: float,
@@ -352,7 +365,7 @@ class Workers:
         for live in cases:
             live.worker = None
             live.allocated = self.env.event()
-            live.queued_at = self.env.now
+            live.queued_at = self.drive.now
             self.handover[live] = None
             self.drive.start(self._hand_on(live, self._after(self._handover_delay, rng)))
 

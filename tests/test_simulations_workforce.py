@@ -101,7 +101,7 @@ def test_a_full_team_queues_its_cases_while_another_team_has_room():
     assert other.worker in (1, 3)
     workers.release(other)  # room in team 1 does not serve team 0's queue
     assert first[4].worker is None
-    env.run(until=30.0)
+    workers.drive.run(30.0)
     workers.release(first[1])  # room in team 0 does
     assert first[4].worker == 2 and first[4].allocated is None
     assert workers.waits == [30.0]
@@ -125,7 +125,7 @@ def test_a_case_that_closes_while_waiting_to_be_handed_on_is_not_reallocated():
     assert workers.caseloads() == [1]  # the vacant post is not a worker with no cases
     workers.release(a)  # closes while waiting
     assert a.allocated is None and workers.unallocated() == 1
-    env.run(until=5 * 24.0 + 1)
+    workers.drive.run(5 * 24.0 + 1)
     assert a.worker is None
     assert c.worker == 1 and workers.load == [0, 2]
     assert workers.waits == [120.0]
