@@ -69,7 +69,10 @@ class _Quick:
         after_active: The states active after it.
         full: Some property answered in advance breaks: check everything.
         checks: Each property left, in declared order, with what the step's events hold
-            of it (as :meth:`PropertyMonitor._events` gives).
+            of it (as :meth:`PropertyMonitor._events` gives), and for a
+            ``never_ends_without`` property whether its scope was active before the step
+            and is after it (else None): such a check goes straight to
+            :meth:`PropertyMonitor._scope`, the others through :meth:`PropertyMonitor._answer`.
     """
 
     before: Config
@@ -79,7 +82,7 @@ class _Quick:
     before_active: frozenset[str]
     after_active: frozenset[str]
     full: bool
-    checks: tuple[tuple[Property, tuple[bool, ...]], ...]
+    checks: tuple[tuple[Property, tuple[bool, ...], tuple[bool, bool] | None], ...]
 
 
 class PropertyMonitor:
@@ -98,6 +101,9 @@ class PropertyMonitor:
         self._cases: dict[str, _CaseTrack] = {}
         self._active = ActiveStates(procedure)
         self._initial_events = frozenset(initial_events(procedure))
+        # per never_ends_without property, its groups of records as sets
+        self._groups = {p.id: tuple(frozenset(g) for g in p.records_any)
+                        for p in procedure.properties if p.pattern == "never_ends_without"}
         self._rank = {
             p.id: {s: i for i, s in enumerate(p.order)} for p in procedure.properties
             if p.pattern == "monotone"
@@ -214,7 +220,7 @@ class PropertyMonitor:
         before_active = self._active(step.before)
         after_active = self._active(step.after)
         full = False
-        quick: list[tuple[Property, tuple[bool, ...]]] = []
+        quick: list[tuple[Property, tuple[bool, ...], tuple[bool, bool] | None]] = []
         for p, hit in checks:
             if p.pattern in ("absence", "co_recorded", "monotone", "final"):
                 # the same answer for every case: find out now whether it is a violation
@@ -223,11 +229,12 @@ class PropertyMonitor:
                 full = full or bool(out)
             elif p.pattern == "never_ends_without":
                 assert p.scope is not None
-                if p.scope in before_active or p.scope in after_active:
-                    quick.append((p, hit))
+                was_in, now_in = p.scope in before_active, p.scope in after_active
+                if was_in or now_in:
+                    quick.append((p, hit, (was_in, now_in)))
             elif (p.pattern == "precedence" and hit[0]) or (
                     p.pattern == "response" and (hit[0] or hit[1])):
-                quick.append((p, hit))  # the step's events concern it
+                quick.append((p, hit, None))  # the step's events concern it
         found = _Quick(step.before, step.after, step.records, held, before_active,
                        after_active, full, tuple(quick))
         self._quick.put(step.events, found)
@@ -247,8 +254,11 @@ class PropertyMonitor:
         if quick.full:
             return self._observe_all(step, track)
         out: list[Violation] = []
-        for p, hit in quick.checks:
-            self._answer(step, p, hit, quick.before_active, quick.after_active, track, out)
+        for p, hit, scope in quick.checks:
+            if scope is not None:
+                self._scope(step, p, track, out, hit[0], scope[0], scope[1])
+            else:
+                self._answer(step, p, hit, quick.before_active, quick.after_active, track, out)
         if quick.held:
             track.seen |= quick.held
         return out
@@ -310,7 +320,7 @@ class PropertyMonitor:
                 recorded = scopes[p.id] = set()
             recorded.update(step.records)  # each case's own set: updated in place
             if not now_in or reentered:
-                if not any(set(g) <= recorded for g in p.records_any):
+                if not any(g <= recorded for g in self._groups[p.id]):
                     need = " or ".join("+".join(g) for g in p.records_any)
                     out.append(self._violation(step.case_id, p,
                                                f"left {p.scope} by {step.trigger} without "
