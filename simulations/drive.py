@@ -7,6 +7,11 @@ still running so that :meth:`Drive.stop_all` can end them at the horizon: a gene
 waiting holds its owner (the engine, the staff) in a reference cycle through the event it
 waits on, which only the cycle collector could break, by visiting every object of the run
 (:mod:`simulations.collector`).
+
+On the hot path the drive also stands in for two of SimPy's Python-level parts, with the
+same events at the same places in SimPy's queue: :meth:`Drive.timeout` for ``env.timeout``
+and :class:`Desk` for ``simpy.Resource`` (architecture decision 15). SimPy keeps the queue,
+its event counter and every other event (a case's allocation, a worker's return).
 """
 
 from __future__ import annotations
@@ -79,9 +84,7 @@ class _Runner:
         self.running = running
         running[self] = None
         start = Wake()
-        callbacks = start.callbacks
-        assert callbacks is not None
-        callbacks.append(self.resume)
+        start.waiter = self
         _push(env, env._now, URGENT, start)
 
     def stop(self) -> None:
@@ -167,11 +170,6 @@ class Desk:
             self.users.append(first)
             env = self._drive.env
             _push(env, env._now, NORMAL, first)
-
-    @property
-    def count(self) -> int:
-        """How many requests are being served (as ``Resource.count``)."""
-        return len(self.users)
 
 
 class Drive:
