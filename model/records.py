@@ -17,7 +17,7 @@ it was: a running clock (its fields are not reassigned today, but it is not a va
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from model.graph import Config
 from model.spec import Deadline, EventRef
@@ -26,8 +26,50 @@ from model.types import RuleId, SimHours, TriggerId
 Outcome = Literal["met", "missed", "cancelled"]
 
 
-class RunningDeadline:
-    """A deadline clock that is running for one case.
+class _Record:
+    """What the dataclasses gave each record: equality, ``repr`` and pickling.
+
+    All three read the record's fields through :meth:`_fields`, in the order of ``_names``
+    (the order the dataclass declared them): equal only to a record of the same class with
+    equal fields, written as ``Name(field=value, ...)``, pickled as a call to the class
+    with its fields. A value (:class:`_Value`) is hashed as the tuple of its fields too.
+    """
+
+    __slots__ = ()
+    _names: ClassVar[tuple[str, ...]] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a record of the same class with equal fields."""
+        if not isinstance(other, _Record) or type(other) is not type(self):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        """As the dataclass it was wrote it."""
+        shown = ", ".join(f"{name}={value!r}"
+                          for name, value in zip(self._names, self._fields(), strict=True))
+        return f"{type(self).__name__}({shown})"
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickle by its fields (a compiled class has no instance dict to copy)."""
+        return (type(self), self._fields())
+
+
+class _Value(_Record):
+    """A record that never changes, hashed as the tuple of its fields (a frozen dataclass)."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        """The hash of its fields."""
+        return hash(self._fields())
+
+
+class RunningDeadline(_Record):
+    """A deadline clock that is running for one case (not a value: it has no hash).
 
     Attributes:
         deadline: The procedure's deadline.
@@ -37,6 +79,7 @@ class RunningDeadline:
     """
 
     __slots__ = ("deadline", "due", "earliest", "started")
+    _names = ("deadline", "started", "due", "earliest")
 
     def __init__(self, deadline: Deadline, started: SimHours, due: SimHours | None,
                  earliest: SimHours | None) -> None:
@@ -46,28 +89,13 @@ class RunningDeadline:
         self.due = due
         self.earliest = earliest
 
-    def _fields(self) -> tuple[Deadline, SimHours, SimHours | None, SimHours | None]:
+    def _fields(self) -> tuple[object, ...]:
         return (self.deadline, self.started, self.due, self.earliest)
-
-    def __eq__(self, other: object) -> bool:
-        """Equal to a clock of the same deadline started and due at the same times."""
-        if not isinstance(other, RunningDeadline):
-            return NotImplemented
-        return self._fields() == other._fields()
 
     __hash__ = None  # type: ignore[assignment]  # a running clock is not a value
 
-    def __repr__(self) -> str:
-        """As the dataclass it was wrote it."""
-        return (f"RunningDeadline(deadline={self.deadline!r}, started={self.started!r}, "
-                f"due={self.due!r}, earliest={self.earliest!r})")
 
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        """Pickle by its fields (a compiled class has no instance dict to copy)."""
-        return (RunningDeadline, self._fields())
-
-
-class DeadlineVerdict:
+class DeadlineVerdict(_Value):
     """The result of one deadline clock: met, missed, or cancelled (no longer applies).
 
     Attributes:
@@ -85,6 +113,8 @@ class DeadlineVerdict:
 
     __slots__ = ("case_id", "deadline_id", "due", "earliest", "elapsed", "ended", "outcome",
                  "rules", "started")
+    _names = ("case_id", "deadline_id", "rules", "started", "ended", "due", "earliest",
+              "outcome", "elapsed")
 
     def __init__(self, case_id: str, deadline_id: str, rules: tuple[RuleId, ...],
                  started: SimHours, ended: SimHours, due: SimHours | None,
@@ -104,29 +134,8 @@ class DeadlineVerdict:
         return (self.case_id, self.deadline_id, self.rules, self.started, self.ended,
                 self.due, self.earliest, self.outcome, self.elapsed)
 
-    def __eq__(self, other: object) -> bool:
-        """Equal field by field to another verdict."""
-        if not isinstance(other, DeadlineVerdict):
-            return NotImplemented
-        return self._fields() == other._fields()
 
-    def __hash__(self) -> int:
-        """The hash of its fields."""
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        """As the dataclass it was wrote it."""
-        return (f"DeadlineVerdict(case_id={self.case_id!r}, deadline_id={self.deadline_id!r}, "
-                f"rules={self.rules!r}, started={self.started!r}, ended={self.ended!r}, "
-                f"due={self.due!r}, earliest={self.earliest!r}, outcome={self.outcome!r}, "
-                f"elapsed={self.elapsed!r})")
-
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        """Pickle by its fields."""
-        return (DeadlineVerdict, self._fields())
-
-
-class Step:
+class Step(_Value):
     """One move a case made: an immutable record, holding no live objects.
 
     Attributes:
@@ -143,6 +152,8 @@ class Step:
 
     __slots__ = ("after", "before", "case_id", "events", "records", "rules", "time",
                  "transition_id", "trigger")
+    _names = ("case_id", "time", "trigger", "transition_id", "before", "after", "rules",
+              "records", "events")
 
     def __init__(self, case_id: str, time: SimHours, trigger: TriggerId, transition_id: str,
                  before: Config, after: Config, rules: tuple[RuleId, ...],
@@ -162,32 +173,12 @@ class Step:
         return (self.case_id, self.time, self.trigger, self.transition_id, self.before,
                 self.after, self.rules, self.records, self.events)
 
-    def __eq__(self, other: object) -> bool:
-        """Equal field by field to another step."""
-        if not isinstance(other, Step):
-            return NotImplemented
-        return self._fields() == other._fields()
 
-    def __hash__(self) -> int:
-        """The hash of its fields."""
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        """As the dataclass it was wrote it."""
-        return (f"Step(case_id={self.case_id!r}, time={self.time!r}, "
-                f"trigger={self.trigger!r}, transition_id={self.transition_id!r}, "
-                f"before={self.before!r}, after={self.after!r}, rules={self.rules!r}, "
-                f"records={self.records!r}, events={self.events!r})")
-
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        """Pickle by its fields."""
-        return (Step, self._fields())
-
-
-class FireResult:
+class FireResult(_Value):
     """What firing a trigger did: the step, deadline verdicts, and clocks started."""
 
     __slots__ = ("started", "step", "verdicts")
+    _names = ("step", "verdicts", "started")
 
     def __init__(self, step: Step, verdicts: tuple[DeadlineVerdict, ...],
                  started: tuple[str, ...]) -> None:
@@ -196,24 +187,5 @@ class FireResult:
         self.verdicts: Final = verdicts
         self.started: Final = started
 
-    def _fields(self) -> tuple[Step, tuple[DeadlineVerdict, ...], tuple[str, ...]]:
+    def _fields(self) -> tuple[object, ...]:
         return (self.step, self.verdicts, self.started)
-
-    def __eq__(self, other: object) -> bool:
-        """Equal field by field to another result."""
-        if not isinstance(other, FireResult):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        """The hash of its fields."""
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        """As the dataclass it was wrote it."""
-        return (f"FireResult(step={self.step!r}, verdicts={self.verdicts!r}, "
-                f"started={self.started!r})")
-
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        """Pickle by its fields."""
-        return (FireResult, self._fields())
