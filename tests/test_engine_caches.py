@@ -26,7 +26,7 @@ from model.calendar import WorkingCalendar
 from model.compiler import Option, Step
 from model.graph import active_states, possible_events
 from model.loader import load_procedure
-from model.monitor import PropertyMonitor
+from model.monitor import TRACE_STEPS, PropertyMonitor
 from model.spec import EventRef
 from simulations.distributions import _Z90, Dist
 from simulations.engine import Engine, caseload_summary
@@ -165,6 +165,18 @@ def test_monitor_quick_checks_give_the_full_checks_answers(procedure: str) -> No
         assert (mine.seen, mine.pending, mine.scope_records) == (
             theirs.seen, theirs.pending, theirs.scope_records)
     assert broken > 0  # the walk does break properties, so both paths were compared
+
+
+def test_the_monitor_keeps_only_a_cases_most_recent_steps() -> None:
+    """A case's trace holds its last TRACE_STEPS steps (it was a bounded deque)."""
+    monitor = PropertyMonitor(load_procedure("west-midlands-2014"), keep_trace=True)
+    monitor.start("c0")
+    steps = [s for s in _shuffled_steps("west-midlands-2014", 7, 3 * TRACE_STEPS + 90)
+             if s.case_id == "c0"]
+    assert len(steps) > TRACE_STEPS
+    for step in steps:
+        monitor.observe(step)
+    assert list(monitor._cases["c0"].trace) == steps[-TRACE_STEPS:]
 
 
 def test_event_log_dates_match_timedelta(tmp_path: Path) -> None:
