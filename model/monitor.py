@@ -132,17 +132,18 @@ class PropertyMonitor:
                 p.requires if p.pattern == "precedence" else None,
                 p.of if p.pattern == "existence" else None) if e is not None)
         self._initial_numbers = self._numbered(self._initial_events)
+        # the numbers the seen checks ask about: each existence's event, each precedence's
+        # requirement (the watched events, and only those)
         self._of_number = {p.id: self._number(p.of) for p in procedure.properties
-                           if p.of is not None}
+                           if p.pattern == "existence" and p.of is not None}
         self._requires_number = {p.id: self._number(p.requires) for p in procedure.properties
-                                 if p.requires is not None}
+                                 if p.pattern == "precedence" and p.requires is not None}
         # what starting a case checks, the same for every case: the absence properties its
         # initial events break, and the scopes they enter
         self._absent_at_start = tuple(p for p in procedure.properties
                                       if p.pattern == "absence" and p.of in self._initial_events)
         self._scopes_at_start = tuple(
-            p.id for p in procedure.properties if p.pattern == "never_ends_without"
-            and EventRef("enter", p.scope or "") in self._initial_events)
+            pid for pid, entry in self._scope_entry.items() if entry in self._initial_events)
 
     def _numbered(self, events: Iterable[EventRef]) -> frozenset[int]:
         """The numbers of those of ``events`` that a property asks whether a case has seen."""
