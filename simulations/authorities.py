@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from model.atomic import PendingFile
-from simulations.eventlog import SCHEMA
+from simulations.eventlog import SCHEMA, arrow_column
 from simulations.kpi import Kpi, compute_kpis
 from simulations.record import event_log_path
 from simulations.scenario import Scenario
@@ -299,8 +299,11 @@ class LogMerger:
 
     def _append(self, path: Path, name: str) -> None:
         writer = self._opened()
+        # the prefix and separator as Arrow scalars made from buffers: pa.scalar, or a str
+        # handed to pyarrow.compute, imports pandas (0.4 s) to ask if it is a pandas object
+        prefix, slash = arrow_column(pa.string(), [name, "/"])
         for batch in pq.ParquetFile(path).iter_batches():
-            case = pc.binary_join_element_wise(pa.scalar(name), batch.column("case_id"), "/")
+            case = pc.binary_join_element_wise(prefix, batch.column("case_id"), slash)
             columns = [case if field == "case_id" else batch.column(field)
                        for field in SCHEMA.names]
             writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))

@@ -144,9 +144,9 @@ class EventLogWriter:
         n = len(self._case_ids)
         if self._writer is None or n == 0:
             return
-        columns = [_column(SCHEMA.field(0).type, [self.replication] * n)]
+        columns = [arrow_column(SCHEMA.field(0).type, [self.replication] * n)]
         for field, buffer in zip(list(SCHEMA)[1:], buffers, strict=True):
-            columns.append(_column(field.type, buffer))
+            columns.append(arrow_column(field.type, buffer))
             buffer.clear()
         self._writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA))
 
@@ -178,7 +178,7 @@ class EventLogWriter:
         self._pending.abort()
 
 
-def _column(kind: pa.DataType, values: Sequence[Any]) -> pa.Array:
+def arrow_column(kind: pa.DataType, values: Sequence[Any]) -> pa.Array:
     """One column of a batch, built from its buffers.
 
     ``pa.array`` on Python objects imports pandas on its first call (to ask whether the

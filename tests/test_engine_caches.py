@@ -30,7 +30,7 @@ from model.monitor import TRACE_STEPS, PropertyMonitor
 from model.spec import EventRef
 from simulations.distributions import _Z90, Dist
 from simulations.engine import Engine, caseload_summary
-from simulations.eventlog import EventLogWriter, _column
+from simulations.eventlog import EventLogWriter, arrow_column
 from simulations.runner import make_machine
 from simulations.scenario import load_scenario
 from simulations.table import TableMachine
@@ -197,17 +197,17 @@ def test_event_log_dates_match_timedelta(tmp_path: Path) -> None:
     [],
 ])
 def test_event_log_string_columns_match_pyarrow(values: list[str]) -> None:
-    built = _column(pa.string(), values)
+    built = arrow_column(pa.string(), values)
     built.validate(full=True)
     assert built.equals(pa.array(values, pa.string()))
 
 
 def test_event_log_number_columns_match_pyarrow() -> None:
     times = [0.0, 1.5, -2.25, 1e9]
-    assert _column(pa.float64(), times).equals(pa.array(times, pa.float64()))
+    assert arrow_column(pa.float64(), times).equals(pa.array(times, pa.float64()))
     days = [0, 20000, -3]
-    assert _column(pa.date32(), days).equals(pa.array(days, pa.int32()).view(pa.date32()))
-    assert _column(pa.int32(), [7, 7]).equals(pa.array([7, 7], pa.int32()))
+    assert arrow_column(pa.date32(), days).equals(pa.array(days, pa.int32()).view(pa.date32()))
+    assert arrow_column(pa.int32(), [7, 7]).equals(pa.array([7, 7], pa.int32()))
 
 
 def test_writing_an_event_log_does_not_import_pandas(tmp_path: Path) -> None:

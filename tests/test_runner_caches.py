@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -140,6 +142,27 @@ def test_a_log_merged_as_authorities_finish_is_the_log_merged_at_the_end(
     log = pq.read_table(tmp_path / "at-once.parquet")
     assert log.column("case_id").to_pylist()[:4] == ["a001/c1", "a001/c2", "a001/c3",
                                                      "a002/c1"]
+
+
+def test_merging_authorities_logs_does_not_import_pandas(tmp_path: Path) -> None:
+    """A str or ``pa.scalar`` handed to pyarrow imports pandas: 0.4 s of a sharded run."""
+    shards = [_shard_log(tmp_path / f"a{k}.parquet", 2, k) for k in range(2)]
+    script = f"""
+import sys
+from pathlib import Path
+from simulations.authorities import LogMerger
+merger = LogMerger([Path(p) for p in {[str(p) for p in shards]!r}], ["a001", "a002"],
+                   Path({str(tmp_path / "merged.parquet")!r}))
+merger.ready(0)
+merger.ready(1)
+merger.commit()
+print("pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[1])
+    assert done.stdout.strip() == "False"
+    merged = pq.read_table(tmp_path / "merged.parquet").column("case_id").to_pylist()
+    assert merged == ["a001/c1", "a001/c2", "a002/c1", "a002/c2"]
 
 
 def test_an_aborted_merge_leaves_no_file(tmp_path: Path) -> None:
