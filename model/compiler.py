@@ -8,9 +8,8 @@ the calendar's start date); the thread-based timeout states of ``transitions`` a
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from transitions import MachineError
@@ -29,7 +28,8 @@ from model.graph import (
     matched_source,
     when_in_holds,
 )
-from model.guards import GuardContext, evaluate
+from model.guards import evaluate
+from model.records import Case as Case
 from model.records import DeadlineVerdict as DeadlineVerdict
 from model.records import FireResult as FireResult
 from model.records import Outcome as Outcome
@@ -123,24 +123,12 @@ class Option:
     waiting_for: tuple[StateId, ...] = ()
 
 
-@dataclass(eq=False)
-class Case:
-    """One child's case: the model object the machine moves.
+class _MachineCase(Case):
+    """A case the ``transitions`` machine moves: it sets its own methods on each one.
 
-    ``state`` is set and changed only by the machine the case belongs to (the
-    ``transitions`` machine, or the simulator's transition table).
+    A compiled :class:`Case` has no instance dict to hold them, so the machine gets this
+    subclass, which has one; to everyone else it is a :class:`Case`.
     """
-
-    case_id: str
-    facts: dict[str, object] = field(default_factory=dict)
-    counts: Counter[str] = field(default_factory=Counter)
-    episode: Counter[str] = field(default_factory=Counter)
-    clocks: dict[str, RunningDeadline] = field(default_factory=dict)
-    state: Any = None
-
-    def guard_context(self) -> GuardContext:
-        """The view of this case that guards may read."""
-        return GuardContext(facts=self.facts, counts=self.counts, episode=self.episode)
 
 
 class CompiledProcedure:
@@ -236,7 +224,7 @@ class CompiledProcedure:
 
         The engine's ``Machine`` protocol (``simulations.engine``) states the contract.
         """
-        case = Case(case_id=case_id, facts=dict(facts or {}))
+        case = _MachineCase(case_id=case_id, facts=dict(facts or {}))
         self._machine.add_model(case)
         started: list[str] = []
         for event in initial_events(self.procedure):
@@ -425,10 +413,11 @@ def top_level_states(procedure: Procedure) -> frozenset[StateId]:
 def count_trigger(case: Case, trigger: TriggerId, events: tuple[EventRef, ...],
                   tops: frozenset[StateId]) -> None:
     """Count a fired trigger in the case's history and in its current episode."""
-    case.counts[trigger] += 1
+    counts, episode = case.counts, case.episode
+    counts[trigger] = counts.get(trigger, 0) + 1
     if any(e.kind == "enter" and e.name in tops for e in events):
-        case.episode.clear()
-    case.episode[trigger] += 1
+        episode.clear()
+    episode[trigger] = episode.get(trigger, 0) + 1
 
 
 class _GuardCondition:

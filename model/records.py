@@ -17,13 +17,59 @@ it was: a running clock (its fields are not reassigned today, but it is not a va
 
 from __future__ import annotations
 
-from typing import ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal
+
+from mypy_extensions import mypyc_attr
 
 from model.graph import Config
+from model.guards import GuardContext
 from model.spec import Deadline, EventRef
 from model.types import RuleId, SimHours, TriggerId
 
 Outcome = Literal["met", "missed", "cancelled"]
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Case:
+    """One child's case: the model object the machine moves.
+
+    ``state`` is set and changed only by the machine the case belongs to (the
+    ``transitions`` machine, or the simulator's transition table). A plain class, compiled
+    with the records: the table machine and the engine read and set its fields on every
+    step, and a run makes one per child. The ``transitions`` machine decorates the cases
+    it moves with methods of its own, so it moves a subclass with an instance dict
+    (``model.compiler``); hence ``allow_interpreted_subclasses``.
+
+    Attributes:
+        case_id: The case.
+        facts: The facts recorded about the child, which guards read.
+        counts: How often each trigger has fired in the case's whole history (a trigger
+            never fired is absent).
+        episode: The same since the case last entered a top-level stage.
+        clocks: The deadline clocks running, by deadline id, in the order they started.
+        state: Where the machine has the case.
+    """
+
+    def __init__(self, case_id: str, facts: dict[str, object] | None = None,
+                 counts: dict[str, int] | None = None, episode: dict[str, int] | None = None,
+                 clocks: dict[str, RunningDeadline] | None = None, state: Any = None) -> None:
+        """A case with what it has so far (each mapping empty when not given)."""
+        self.case_id = case_id
+        self.facts: dict[str, object] = {} if facts is None else facts
+        self.counts: dict[str, int] = {} if counts is None else counts
+        self.episode: dict[str, int] = {} if episode is None else episode
+        self.clocks: dict[str, RunningDeadline] = {} if clocks is None else clocks
+        self.state: Any = state
+
+    def guard_context(self) -> GuardContext:
+        """The view of this case that guards may read."""
+        return GuardContext(facts=self.facts, counts=self.counts, episode=self.episode)
+
+    def __repr__(self) -> str:
+        """As the dataclass it was wrote it."""
+        return (f"{type(self).__name__}(case_id={self.case_id!r}, facts={self.facts!r}, "
+                f"counts={self.counts!r}, episode={self.episode!r}, "
+                f"clocks={self.clocks!r}, state={self.state!r})")
 
 
 class _Record:

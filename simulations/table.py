@@ -350,7 +350,7 @@ class TableMachine:
 
         case.state = move.target
         # count_trigger, with the episode test worked out when the table was built
-        counts = case.counts  # Counters, counted without their __missing__ (a Python call)
+        counts = case.counts
         counts[trigger] = counts.get(trigger, 0) + 1
         episode = case.episode
         if move.new_episode:

@@ -133,7 +133,7 @@ def machine_agrees_with_graph(name: str, facts: dict, triggers: list[str]) -> No
             after = machine.configuration(case)
             if expected:
                 assert moved and after in expected, (before, trigger, after, expected)
-                case.counts[trigger] += 1
+                case.counts[trigger] = case.counts.get(trigger, 0) + 1
             else:
                 assert not moved and after == before, (before, trigger, after)
             ctx = case.guard_context()
