@@ -303,7 +303,7 @@ class _Live:
         self.plan_started: SimHours | None = None
         self.plans_had = 0
         self.meeting: StateId | None = None
-        self.enabled: Mapping[TriggerId, _Kind] | None = None
+        self.enabled: dict[TriggerId, _Kind] | None = None
         self.hurried = False
 
 
@@ -407,7 +407,7 @@ class Engine:
         self._kinds: dict[str, _Kind] = {}
         # per options tuple (by identity: the table machine reuses one per configuration
         # without guards): each enabled trigger's first enabled transition
-        self._enabled_cache: ByIdentity[Mapping[TriggerId, _Kind]] = ByIdentity()
+        self._enabled_cache: ByIdentity[dict[TriggerId, _Kind]] = ByIdentity()
         # per events tuple (by identity): the states exited and entered, and whether the
         # exits mirror the entries
         self._shape_cache: ByIdentity[_Shape] = ByIdentity()
@@ -638,7 +638,7 @@ class Engine:
                     continue
             yield from self._execute(live, key, plan)
 
-    def _enabled(self, live: _Live) -> Mapping[TriggerId, _Kind]:
+    def _enabled(self, live: _Live) -> dict[TriggerId, _Kind]:
         """The enabled triggers, each with its first enabled transition.
 
         From the machine's options, remembered until the case next moves.

@@ -43,7 +43,7 @@ from model.graph import (
 )
 from model.guards import GUARDS, GuardContext, GuardFn
 from model.spec import Deadline, EventRef, Procedure, Transition
-from model.types import GuardId, SimHours, StateId, TriggerId
+from model.types import Duration, GuardId, RuleId, SimHours, StateId, TriggerId
 
 # -- the table ------------------------------------------------------------------------------
 
@@ -70,10 +70,18 @@ class _Offer:
 
 @dataclass(frozen=True, slots=True)
 class _Start:
-    """A deadline clock an event may start, with its ``when`` guard resolved."""
+    """A deadline clock an event may start, with its ``when`` guard resolved.
+
+    The deadline's fields that starting it reads are copied here: compiled, a field of this
+    class is a C read, where one of the procedure's ``Deadline`` is a Python lookup.
+    """
 
     deadline: Deadline
     when: GuardFn | None
+    deadline_id: str
+    repeats: bool
+    within: Duration | None
+    at_least: Duration | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,11 @@ class _Move:
 
     Attributes:
         transition: The procedure's transition.
+        transition_id: The transition's id.
+        rules: The rules it cites.
+        records: What it records. (These three are copied from the transition for the
+            step: compiled, each is a C read, where the transition's fields are Python
+            lookups.)
         guards: Its guard functions.
         target: Index of the configuration it leads to.
         before: The configuration it leaves.
@@ -96,12 +109,15 @@ class _Move:
     """
 
     transition: Transition
+    transition_id: str
+    rules: tuple[RuleId, ...]
+    records: tuple[str, ...]
     guards: tuple[GuardFn, ...]
     target: int
     before: Config
     after: Config
     events: tuple[EventRef, ...]
-    closes: tuple[Mapping[str, bool], ...]
+    closes: tuple[dict[str, bool], ...]
     closing: frozenset[str]
     starts: tuple[_Start, ...]
     new_episode: bool
@@ -139,7 +155,7 @@ class _Node:
     config: Config
     active: frozenset[StateId]
     offers: tuple[_Offer, ...]
-    triggers: Mapping[TriggerId, _Trigger]
+    triggers: dict[TriggerId, _Trigger]
     allowed: tuple[TriggerId, ...] | None
     unguarded: frozenset[TriggerId]
     guarded: tuple[_Move, ...]
@@ -191,7 +207,8 @@ class TableMachine:
         by_event: dict[EventRef, list[_Start]] = {}
         for d in procedure.deadlines:
             when = None if d.when is None else GUARDS[d.when].fn
-            by_event.setdefault(d.start, []).append(_Start(d, when))
+            by_event.setdefault(d.start, []).append(
+                _Start(d, when, d.id, d.repeats, d.within, d.at_least))
         return {event: tuple(starts) for event, starts in by_event.items()}
 
     @staticmethod
@@ -263,6 +280,9 @@ class TableMachine:
         )
         return _Move(
             transition=t,
+            transition_id=t.id,
+            rules=t.rules,
+            records=t.records,
             guards=tuple(GUARDS[g].fn for g in t.guards),
             target=self._index[after],
             before=before,
@@ -360,9 +380,8 @@ class TableMachine:
         if move.closes and case.clocks and not move.closing.isdisjoint(case.clocks):
             verdicts = self._close_clocks(case, move.closes, at)
         started = self._start_clocks(case, move.starts, at) if move.starts else ()
-        t = move.transition
-        step = Step(case.case_id, at, trigger, t.id, move.before, move.after, t.rules,
-                    t.records, move.events)
+        step = Step(case.case_id, at, trigger, move.transition_id, move.before, move.after,
+                    move.rules, move.records, move.events)
         return FireResult(step, verdicts, started)
 
     @staticmethod
@@ -397,22 +416,23 @@ class TableMachine:
         clocks = case.clocks
         ctx: GuardContext | None = None
         for start in starts:
-            d = start.deadline
             if start.when is not None:
                 if ctx is None:
                     ctx = case.guard_context()
                 if not start.when(ctx):
                     continue
-            if d.id in clocks and not d.repeats:
+            deadline_id = start.deadline_id
+            if deadline_id in clocks and not start.repeats:
                 continue
-            due = self.calendar.due(at, d.within) if d.within else None
-            earliest = self.calendar.earliest(at, d.at_least) if d.at_least else None
-            clocks[d.id] = RunningDeadline(d, at, due, earliest)
-            started.append(d.id)
+            within, at_least = start.within, start.at_least
+            due = self.calendar.due(at, within) if within else None
+            earliest = self.calendar.earliest(at, at_least) if at_least else None
+            clocks[deadline_id] = RunningDeadline(start.deadline, at, due, earliest)
+            started.append(deadline_id)
         return tuple(started)
 
     def _close_clocks(
-        self, case: Case, closes: tuple[Mapping[str, bool], ...], at: SimHours
+        self, case: Case, closes: tuple[dict[str, bool], ...], at: SimHours
     ) -> tuple[DeadlineVerdict, ...]:
         verdicts: list[DeadlineVerdict] = []
         clocks = case.clocks
