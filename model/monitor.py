@@ -313,22 +313,23 @@ class PropertyMonitor:
 
     def _scope(self, step: Step, p: Property, track: _CaseTrack, out: list[Violation],
                reentered: bool, was_in: bool, now_in: bool) -> None:
-        assert p.scope is not None
+        pid = p.id  # read once: a Property's fields are Python lookups
         scopes = track.scope_records
         if was_in:
-            recorded = scopes.get(p.id)
+            recorded = scopes.get(pid)
             if recorded is None:
-                recorded = scopes[p.id] = set()
+                recorded = scopes[pid] = set()
             recorded.update(step.records)  # each case's own set: updated in place
             if not now_in or reentered:
-                if not any(g <= recorded for g in self._groups[p.id]):
+                if not any(g <= recorded for g in self._groups[pid]):
+                    assert p.scope is not None
                     need = " or ".join("+".join(g) for g in p.records_any)
                     out.append(self._violation(step.case_id, p,
                                                f"left {p.scope} by {step.trigger} without "
                                                f"recording {need}"))
-                del scopes[p.id]
+                del scopes[pid]
         if now_in and (not was_in or reentered):
-            scopes[p.id] = set(step.records)
+            scopes[pid] = set(step.records)
 
     def _monotone(self, step: Step, p: Property, out: list[Violation]) -> None:
         rank = self._rank[p.id]

@@ -633,7 +633,8 @@ class Engine:
                 else:
                     actor = ""
                 if actor:
-                    plans.pop(key, None)
+                    if key in plans:
+                        del plans[key]
                     self._fire(live, plan.trigger, actor, plan.reason)
                     continue
             yield from self._execute(live, key, plan)
@@ -688,7 +689,7 @@ class Engine:
                 table = b.tables[min(live.visits.get(sid, 0), len(b.tables)) - 1]
             else:
                 table = b.tables[0]
-            usable = frozenset(filter(enabled.__contains__, table.triggers))
+            usable = frozenset([t for t in table.triggers if t in enabled])
             if not usable:
                 live.declined.pop(sid, None)  # the opportunity has passed
                 continue
@@ -1037,10 +1038,16 @@ class Engine:
         if live.meeting is not None and live.meeting in exited:
             live.meeting = None
         if not routine:
+            # ``in`` and ``del`` rather than pop(sid, None): compiled, these are C calls,
+            # where dict.pop with a default is a Python method lookup
+            entered_at, plans, declined = live.entered, live.plans, live.declined
             for sid in exited:
-                live.entered.pop(sid, None)
-                live.plans.pop(sid, None)
-                live.declined.pop(sid, None)
+                if sid in entered_at:
+                    del entered_at[sid]
+                if sid in plans:
+                    del plans[sid]
+                if sid in declined:
+                    del declined[sid]
         entries = self.record.entries
         visits = live.visits
         for sid in entered:
