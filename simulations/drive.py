@@ -16,6 +16,7 @@ its event counter and every other event (a case's allocation, a worker's return)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Generator
 from heapq import heappop, heappush
 from typing import Any
@@ -53,10 +54,9 @@ Awaited = simpy.Event | Wake
 """What the driven generators wait on."""
 
 
-def _push(env: simpy.Environment, at: float, priority: int, event: Wake) -> None:
+def _push(drive: Drive, at: float, priority: int, event: Wake) -> None:
     """Queue ``event`` for ``at`` as ``env.schedule`` would, with SimPy's event counter."""
-    queue: list[tuple[float, int, int, Awaited]] = env._queue  # type: ignore[assignment]
-    heappush(queue, (at, priority, next(env._eid), event))
+    heappush(drive.queue, (at, priority, next(drive.eids), event))
 
 
 def _nothing() -> Generator[simpy.Event, Any, None]:
@@ -77,7 +77,7 @@ class _Runner:
 
     __slots__ = ("generator", "running")
 
-    def __init__(self, env: simpy.Environment, generator: Generator[Awaited, Any, None],
+    def __init__(self, drive: Drive, generator: Generator[Awaited, Any, None],
                  running: dict[_Runner, None]) -> None:
         """Schedule the generator's start, urgent, at the current time."""
         self.generator = generator
@@ -85,7 +85,7 @@ class _Runner:
         running[self] = None
         start = Wake()
         start.waiter = self
-        _push(env, env._now, URGENT, start)
+        _push(drive, drive.now, URGENT, start)
 
     def stop(self) -> None:
         """Close the generator and let go of it, and so of everything its frame holds."""
@@ -168,8 +168,8 @@ class Desk:
         if queue and len(self.users) < self.capacity:
             first = queue.pop(0)
             self.users.append(first)
-            env = self._drive.env
-            _push(env, env._now, NORMAL, first)
+            drive = self._drive
+            _push(drive, drive.now, NORMAL, first)
 
 
 class Drive:
@@ -181,10 +181,14 @@ class Drive:
         self.now: float = env._now
         """The simulated time (``env.now``, kept here too: a compiled read is a C field)."""
         self._running: dict[_Runner, None] = {}
+        # SimPy's queue and event counter, kept here: compiled, a field of the drive is a C
+        # read, an attribute of the environment a Python lookup
+        self.queue: list[tuple[float, int, int, Awaited]] = env._queue  # type: ignore[assignment]
+        self.eids: itertools.count[int] = env._eid
 
     def start(self, generator: Generator[Awaited, Any, None]) -> None:
         """Start ``generator`` now (after what is already due now)."""
-        _Runner(self.env, generator, self._running)
+        _Runner(self, generator, self._running)
 
     def timeout(self, delay: float) -> Wake:
         """An event ``delay`` from now, scheduled as ``env.timeout(delay)`` schedules one.
@@ -195,7 +199,7 @@ class Drive:
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
         wake = Wake()
-        _push(self.env, self.now + delay, NORMAL, wake)
+        _push(self, self.now + delay, NORMAL, wake)
         return wake
 
     def run(self, until: float) -> None:
@@ -212,11 +216,12 @@ class Drive:
         stop._ok = True
         stop._value = None
         env.schedule(stop, URGENT, until - env._now)
-        queue: list[tuple[float, int, int, Awaited]] = env._queue  # type: ignore[assignment]
+        queue = self.queue
         while queue:
             now, _, _, event = heappop(queue)
-            env._now = now
-            self.now = now
+            if now != self.now:  # SimPy's own events read the time from the environment
+                env._now = now
+                self.now = now
             if isinstance(event, Wake):  # most events: compiled attributes, no bound method
                 waiting = event.callbacks
                 event.callbacks = None
@@ -249,7 +254,7 @@ class Drive:
         """
         for runner in list(self._running):
             runner.stop()
-        self.env._queue.clear()
+        self.queue.clear()
 
     def __len__(self) -> int:
         """How many generators are running."""

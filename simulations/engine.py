@@ -356,6 +356,12 @@ class Engine:
         self.horizon = start_at + spec.run.horizon_days * 24.0
         self.warm_up = start_at + spec.run.warm_up_days * 24.0
         self.record = RunRecord(replication, self.warm_up, self.horizon)
+        # what every step counts, kept here and added to the record at the horizon
+        # (_close_books): compiled, a plain dict and an int of the engine are C operations,
+        # the record's Counters and fields Python lookups
+        self._transitions = 0
+        self._trigger_counts: dict[TriggerId, int] = {}
+        self._entries: dict[StateId, int] = {}
         for d in self.procedure.deadlines:
             limit = d.within or d.at_least
             assert limit is not None
@@ -553,7 +559,7 @@ class Engine:
             live.entered[sid] = now
             live.visits[sid] = live.visits.get(sid, 0) + 1
             if now >= self.warm_up:
-                self.record.entries[sid] += 1
+                self._entries[sid] = self._entries.get(sid, 0) + 1
         self.stage_counts[here.top] += 1
         told: Mapping[str, object] = (facts if not previous_plans
                                       else {**facts, "previous_plans": previous_plans})
@@ -984,10 +990,10 @@ class Engine:
                   else self.machine.fire(case, trigger, now))
         step = result.step
         rec = self.record
-        rec.transitions += 1
+        self._transitions += 1
         counting = now >= self.warm_up
         if counting:
-            triggers = rec.triggers
+            triggers = self._trigger_counts
             triggers[trigger] = triggers.get(trigger, 0) + 1
             if reason:
                 rec.postponements[f"{trigger}:{reason}"] += 1
@@ -1048,7 +1054,7 @@ class Engine:
                     del plans[sid]
                 if sid in declined:
                     del declined[sid]
-        entries = self.record.entries
+        entries = self._entries
         visits = live.visits
         for sid in entered:
             if counting:
@@ -1164,6 +1170,12 @@ class Engine:
     def _close_books(self) -> None:
         """At the horizon: open clocks, open cases by state, capacity used."""
         rec = self.record
+        rec.transitions += self._transitions
+        rec.triggers.update(self._trigger_counts)
+        rec.entries.update(self._entries)
+        self._transitions = 0
+        self._trigger_counts.clear()
+        self._entries.clear()
         now = self.horizon
         for live in self.live.values():
             config = self.machine.configuration(live.case)

@@ -43,7 +43,15 @@ from model.graph import (
 )
 from model.guards import GUARDS, GuardContext, GuardFn
 from model.spec import Deadline, EventRef, Procedure, Transition
-from model.types import Duration, GuardId, RuleId, SimHours, StateId, TriggerId
+from model.types import (
+    Duration,
+    DurationUnit,
+    GuardId,
+    RuleId,
+    SimHours,
+    StateId,
+    TriggerId,
+)
 
 # -- the table ------------------------------------------------------------------------------
 
@@ -189,6 +197,13 @@ class TableMachine:
         self._tops = top_level_states(procedure)
         self._starts_by_event = self._deadline_starts(procedure)
         self._closes_by_event = self._deadline_closes(procedure)
+        # per deadline, what a verdict on it reads: its rules and the unit it is counted in
+        # (copied: compiled, a tuple of these is C reads, the Deadline's fields Python ones)
+        self._verdict_info: dict[str, tuple[tuple[RuleId, ...], DurationUnit]] = {}
+        for d in procedure.deadlines:
+            limit = d.within or d.at_least
+            assert limit is not None  # the loader requires one
+            self._verdict_info[d.id] = (d.rules, limit.unit)
 
         graph = build_graph(procedure)
         self._initial: Config = graph.initial
@@ -439,20 +454,18 @@ class TableMachine:
         for closers in closes:
             for deadline_id in [i for i in clocks if i in closers]:  # in clock start order
                 clock = clocks.pop(deadline_id)
-                d = clock.deadline
+                rules, unit = self._verdict_info[deadline_id]
                 outcome: Outcome
                 elapsed: float | None
                 if closers[deadline_id]:
                     late = clock.due is not None and at > clock.due
                     early = clock.earliest is not None and at < clock.earliest
                     outcome = "missed" if late or early else "met"
-                    unit = d.within or d.at_least
-                    assert unit is not None
-                    elapsed = self.calendar.elapsed(clock.started, at, unit.unit)
+                    elapsed = self.calendar.elapsed(clock.started, at, unit)
                 else:
                     outcome, elapsed = "cancelled", None
                 verdicts.append(
-                    DeadlineVerdict(case.case_id, deadline_id, d.rules, clock.started, at,
+                    DeadlineVerdict(case.case_id, deadline_id, rules, clock.started, at,
                                     clock.due, clock.earliest, outcome, elapsed)
                 )
         return tuple(verdicts)
