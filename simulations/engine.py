@@ -411,12 +411,19 @@ class Engine:
             self._booking_scope[t.trigger] |= frozenset(
                 self.procedure.states[s].parent or s for s in t.sources)
         self._kinds: dict[str, _Kind] = {}
-        # per options tuple (by identity: the table machine reuses one per configuration
-        # without guards): each enabled trigger's first enabled transition
+        # for the transitions machine, per options tuple (by identity): each enabled
+        # trigger's first enabled transition
         self._enabled_cache: ByIdentity[dict[TriggerId, _Kind]] = ByIdentity()
         # per events tuple (by identity): the states exited and entered, and whether the
-        # exits mirror the entries
+        # exits mirror the entries (for the transitions machine, and history's replay)
         self._shape_cache: ByIdentity[_Shape] = ByIdentity()
+        # the same two, kept by number for the table machine: each configuration's enabled
+        # triggers when no guard decides them, and each move's shape
+        table = self._table
+        self._node_enabled: list[dict[TriggerId, _Kind] | None] = (
+            [None] * table.node_count if table is not None else [])
+        self._move_shapes: list[_Shape | None] = (
+            [None] * table.move_count if table is not None else [])
         self._task_keys = {d.id: f"task:{d.id}" for d in self.procedure.deadlines}
         # per deadline a task ends: (its trigger, aim, after, needs people, plan key)
         self._task_of = {
@@ -651,20 +658,34 @@ class Engine:
         From the machine's options, remembered until the case next moves.
         """
         found = live.enabled
-        if found is None:
-            table = self._table
-            options = (table.options(live.case) if table is not None
-                       else self.machine.options(live.case))
+        if found is not None:
+            return found
+        table = self._table
+        if table is not None:
+            # the table's configurations are numbered: where no move has a guard, the
+            # answer is the same for every case there, kept by that number
+            node: int = live.case.state
+            found = self._node_enabled[node]
+            if found is None:
+                found = self._enabled_of(table.options(live.case))
+                if table.fixed_options(live.case):
+                    self._node_enabled[node] = found
+        else:
+            options = self.machine.options(live.case)
             found = self._enabled_cache.get(options)
             if found is None:
-                enabled: dict[TriggerId, _Kind] = {}
-                for o in options:
-                    if o.enabled and o.transition.trigger not in enabled:
-                        enabled[o.transition.trigger] = self._kind(o.transition)
-                found = enabled
+                found = self._enabled_of(options)
                 self._enabled_cache.put(options, found)
-            live.enabled = found
+        live.enabled = found
         return found
+
+    def _enabled_of(self, options: tuple[Option, ...]) -> dict[TriggerId, _Kind]:
+        """Each enabled trigger among ``options`` with its first enabled transition."""
+        enabled: dict[TriggerId, _Kind] = {}
+        for o in options:
+            if o.enabled and o.transition.trigger not in enabled:
+                enabled[o.transition.trigger] = self._kind(o.transition)
+        return enabled
 
     # -- planning ----------------------------------------------------------------------------
     def _replan(self, live: _Live) -> None:
@@ -986,8 +1007,10 @@ class Engine:
         case = live.case
         live.enabled = None
         table = self._table
-        result = (table.fire(case, trigger, now) if table is not None
-                  else self.machine.fire(case, trigger, now))
+        if table is not None:
+            result, number = table.fire_move(case, trigger, now)
+        else:
+            result, number = self.machine.fire(case, trigger, now), -1
         step = result.step
         rec = self.record
         self._transitions += 1
@@ -1004,7 +1027,13 @@ class Engine:
         here = live.here
         after = here if step.after == here.config else self._here(step.after)
         live.here = after
-        shape = self._shape(step.events)
+        if number >= 0:  # the table's move: its shape is kept by the move's number
+            found = self._move_shapes[number]
+            if found is None:
+                found = self._move_shapes[number] = self._shape(step.events)
+            shape = found
+        else:
+            shape = self._shape(step.events)
         if after is not here or shape[1]:
             self._moved(live, step, shape, here, after, counting)
         plans = live.plans

@@ -98,6 +98,7 @@ class _Move:
 
     Attributes:
         transition: The procedure's transition.
+        number: Its place among all the table's moves (:meth:`TableMachine.fire_move`).
         transition_id: The transition's id.
         rules: The rules it cites.
         records: What it records. (These three are copied from the transition for the
@@ -117,6 +118,7 @@ class _Move:
     """
 
     transition: Transition
+    number: int
     transition_id: str
     rules: tuple[RuleId, ...]
     records: tuple[str, ...]
@@ -212,6 +214,7 @@ class TableMachine:
         targets: dict[tuple[Config, str], Config] = {
             (before, t.id): after for before, after, t in graph.edges()
         }
+        self._move_count = 0
         self._nodes = tuple(self._node(config, targets) for config in configs)
         self._initial_starts = self._starts_for(initial_events(procedure))
 
@@ -293,8 +296,10 @@ class TableMachine:
         closes = tuple(
             self._closes_by_event[e] for e in events if e in self._closes_by_event
         )
+        self._move_count += 1
         return _Move(
             transition=t,
+            number=self._move_count - 1,
             transition_id=t.id,
             rules=t.rules,
             records=t.records,
@@ -361,6 +366,25 @@ class TableMachine:
                 allowed.add(move.transition.trigger)
         return tuple(sorted(allowed))
 
+    @property
+    def move_count(self) -> int:
+        """How many moves the table holds (numbered from 0, :meth:`fire_move`)."""
+        return self._move_count
+
+    @property
+    def node_count(self) -> int:
+        """How many configurations the table holds (a case's ``state`` is one's index)."""
+        return len(self._nodes)
+
+    def fixed_options(self, case: Case) -> bool:
+        """Whether :meth:`options` is the same for every case where this one is.
+
+        True when no move offered there has a guard: then the options are one tuple, built
+        with the table.
+        """
+        node: _Node = self._nodes[case.state]
+        return node.options is not None
+
     def fire(self, case: Case, trigger: TriggerId, at: SimHours) -> FireResult:
         """Fire ``trigger`` on ``case`` at time ``at`` (sim hours).
 
@@ -368,6 +392,15 @@ class TableMachine:
             UnknownTrigger: the procedure has no such trigger.
             NotAllowedHere: the trigger is not offered from the case's state.
             GuardBlocked: offered, but a guard fails or another region is not ready.
+        """
+        return self.fire_move(case, trigger, at)[0]
+
+    def fire_move(self, case: Case, trigger: TriggerId, at: SimHours
+                  ) -> tuple[FireResult, int]:
+        """:meth:`fire`, and the number of the move taken (0 to :attr:`move_count` - 1).
+
+        The same move from the same configuration always gives the same step's shape
+        (states exited and entered), so the engine can keep what it works out per move.
         """
         node: _Node = self._nodes[case.state]
         offered = node.triggers.get(trigger)
@@ -397,7 +430,7 @@ class TableMachine:
         started = self._start_clocks(case, move.starts, at) if move.starts else ()
         step = Step(case.case_id, at, trigger, move.transition_id, move.before, move.after,
                     move.rules, move.records, move.events)
-        return FireResult(step, verdicts, started)
+        return FireResult(step, verdicts, started), move.number
 
     @staticmethod
     def _first_enabled(moves: tuple[_Move, ...], case: Case) -> _Move | None:

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model.calendar import WorkingCalendar
-from model.compiler import Option, Step
+from model.compiler import Case, Option, Step
 from model.graph import active_states, possible_events
 from model.loader import load_procedure
 from model.monitor import TRACE_STEPS, PropertyMonitor
@@ -256,6 +256,49 @@ def test_engine_per_configuration_views_match_plain_computation() -> None:
         assert kind.actor == (roles[0] if roles else "case")
         assert kind.managers == tuple(r.level for r in t.resources if r.role == "manager"
                                       and r.level in engine.managers)
+
+
+def test_engine_views_kept_by_the_tables_numbers_match_plain_computation() -> None:
+    """Enabled triggers per configuration (where no guard decides) and each move's shape."""
+    engine = engine_for("baseline", 3, 120, 30)
+    engine.run()
+    table = engine._table
+    assert table is not None
+    moves = {m.number: m for node in table._nodes for trig in node.triggers.values()
+             for m in trig.moves}
+    assert sorted(moves) == list(range(table.move_count))  # each move numbered once
+    kept_shapes = [(n, s) for n, s in enumerate(engine._move_shapes) if s is not None]
+    assert len(kept_shapes) > 10
+    for number, shape in kept_shapes:
+        events = moves[number].events
+        exited = tuple(e.name for e in events if e.kind == "exit")
+        entered = tuple(e.name for e in events if e.kind == "enter")
+        assert shape == (exited, entered, exited == entered[::-1])
+    kept_enabled = [(i, e) for i, e in enumerate(engine._node_enabled) if e is not None]
+    assert len(kept_enabled) > 5
+    for index, enabled in kept_enabled:
+        probe = Case("probe")
+        probe.state = index
+        assert table.fixed_options(probe)
+        plain: dict[str, object] = {}
+        for o in table.options(probe):
+            if o.enabled and o.transition.trigger not in plain:
+                plain[o.transition.trigger] = engine._kind(o.transition)
+        assert enabled == plain
+
+
+def test_the_table_numbers_the_move_it_fires() -> None:
+    procedure = load_procedure("west-midlands-2014")
+    table = TableMachine(procedure, WorkingCalendar(date(2025, 4, 1)))
+    case, _ = table.new_case("c1")
+    result, number = table.fire_move(case, "decide_strategy_discussion", 2.0)
+    moves = {m.number: m for node in table._nodes for trig in node.triggers.values()
+             for m in trig.moves}
+    assert moves[number].events == result.step.events
+    assert moves[number].transition_id == result.step.transition_id
+    again, _ = table.new_case("c2")
+    assert table.fire(again, "decide_strategy_discussion", 2.0).step.after == \
+        result.step.after
 
 
 @pytest.mark.parametrize("name", ["baseline", "walsall", "wigan", "newcastle"])
