@@ -8,7 +8,6 @@ cumulative weights to draw from, the timing distributions built, the aims resolv
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from dataclasses import dataclass
 
@@ -38,8 +37,13 @@ class ChoiceTable:
         drawn uniformly).
         """
         if len(usable) == len(self.triggers):
-            i = bisect.bisect_right(self.cumulative, rng.random() * self.cumulative[-1])
-            i = min(i, len(self.triggers) - 1)
+            cumulative = self.cumulative
+            x = rng.random() * cumulative[-1]
+            # bisect_right, as a loop: a handful of branches, and compiled no Python call
+            i = 0
+            last = len(cumulative) - 1
+            while i < last and cumulative[i] <= x:
+                i += 1
             return self.triggers[i], self.afters[i]
         weights = []
         previous = 0.0

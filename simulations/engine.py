@@ -351,6 +351,10 @@ class Engine:
         self._agencies_rng = self.rng["agencies"]
         self._table = machine if isinstance(machine, TableMachine) else None
         self.observers: tuple[Observer, ...] = tuple(observers) or (NullObserver(),)
+        # each observer's step method, looked up once (compiled, calling a Protocol's
+        # method looks it up by name on every call; there is one call a step per observer)
+        self._step_observers: tuple[Callable[[Step, str], None], ...] = tuple(
+            obs.step for obs in self.observers)
         self.progress = progress
         self.history = tuple(history)
         self.horizon = start_at + spec.run.horizon_days * 24.0
@@ -1022,8 +1026,8 @@ class Engine:
                 rec.postponements[f"{trigger}:{reason}"] += 1
         if reason:
             actor = f"{actor};reason:{reason}"
-        for obs in self.observers:
-            obs.step(step, actor)
+        for observe in self._step_observers:
+            observe(step, actor)
         here = live.here
         after = here if step.after == here.config else self._here(step.after)
         live.here = after

@@ -93,7 +93,10 @@ class EventLogWriter:
 
         A child known before the run carries ``previous_plans=N`` among its facts.
         """
-        self._append(case_id, time, "", "", " + ".join(config), "", "arrival",
+        joined = self._configs.get(config)
+        if joined is None:
+            joined = self._configs[config] = " + ".join(config)
+        self._append(case_id, time, "", "", joined, "", "arrival",
                      ",".join(sorted(k if v is True else f"{k}={v}"
                                      for k, v in facts.items() if v)))
 

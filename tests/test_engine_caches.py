@@ -7,7 +7,9 @@ compare each cached answer with the plain computation it replaces.
 
 from __future__ import annotations
 
+import bisect
 import gc
+import itertools
 import math
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from model.graph import active_states, possible_events
 from model.loader import load_procedure
 from model.monitor import TRACE_STEPS, PropertyMonitor
 from model.spec import EventRef
+from simulations.behaviour import ChoiceTable
 from simulations.distributions import _Z90, Dist
 from simulations.engine import Engine, caseload_summary
 from simulations.eventlog import EventLogWriter, arrow_column
@@ -326,3 +329,18 @@ def test_caseload_summary_gives_numpys_floats(loads: list[int]) -> None:
     assert caseload_summary(loads) == (
         float(values.mean()), float(np.median(values)), float(np.percentile(values, 90)),
         float(values.max()))
+
+
+@given(weights=st.lists(st.integers(0, 5), min_size=1, max_size=6), seed=st.integers(0, 99))
+def test_choosing_among_every_move_draws_as_bisect_does(weights: list[int], seed: int) -> None:
+    """The compiled loop in ChoiceTable.choose picks what bisect_right on the weights did."""
+    cumulative = tuple(float(c) for c in itertools.accumulate(weights))
+    if cumulative[-1] == 0:
+        cumulative = (*cumulative[:-1], 1.0)
+    triggers = tuple(f"t{i}" for i in range(len(cumulative)))
+    table = ChoiceTable(triggers, cumulative, (None,) * len(triggers))
+    mine, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+    for _ in range(20):
+        x = theirs.random() * cumulative[-1]
+        expected = min(bisect.bisect_right(cumulative, x), len(triggers) - 1)
+        assert table.choose(frozenset(triggers), mine) == (triggers[expected], None)
