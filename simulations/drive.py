@@ -10,15 +10,17 @@ waits on, which only the cycle collector could break, by visiting every object o
 
 On the hot path the drive also stands in for two of SimPy's Python-level parts, with the
 same events at the same places in SimPy's queue: :meth:`Drive.timeout` for ``env.timeout``
-and :class:`Desk` for ``simpy.Resource`` (architecture decision 15). SimPy keeps the queue,
-its event counter and every other event (a case's allocation, a worker's return).
+and :class:`Desk` for ``simpy.Resource`` (architecture decision 15). It keeps the
+environment's queue too, in SimPy's order, with entries that compare in C
+(:class:`_Entry`). SimPy keeps its event counter and every other event (a case's
+allocation, a worker's return).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Generator
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 import simpy
@@ -54,9 +56,38 @@ Awaited = simpy.Event | Wake
 """What the driven generators wait on."""
 
 
+class _Entry:
+    """An event's place in the queue, in SimPy's order.
+
+    By time, then priority (urgent first), then the order events were scheduled in
+    (SimPy's event counter). SimPy's queue holds ``(time, priority, number, event)``
+    tuples; comparing two is two comparisons of floats through Python's generic
+    comparison. Compiled, comparing two of these is a C function on C fields (the queue's
+    comparisons were about a twentieth of a run). In pure Python, ``__lt__`` is a Python
+    call each time, which makes that build slower; the compiled one is the fast one.
+    """
+
+    __slots__ = ("at", "eid", "event", "priority")
+
+    def __init__(self, at: float, priority: int, eid: int, event: Awaited) -> None:
+        """``event``'s place: at ``at``, with ``priority`` and event number ``eid``."""
+        self.at = at
+        self.priority = priority
+        self.eid = eid
+        self.event = event
+
+    def __lt__(self, other: _Entry) -> bool:
+        """Whether this event comes first (numbers are unique, so the order is total)."""
+        if self.at != other.at:
+            return self.at < other.at
+        if self.priority != other.priority:
+            return self.priority < other.priority
+        return self.eid < other.eid
+
+
 def _push(drive: Drive, at: float, priority: int, event: Wake) -> None:
     """Queue ``event`` for ``at`` as ``env.schedule`` would, with SimPy's event counter."""
-    heappush(drive.queue, (at, priority, next(drive.eids), event))
+    heappush(drive.queue, _Entry(at, priority, next(drive.eids), event))
 
 
 def _nothing() -> Generator[simpy.Event, Any, None]:
@@ -173,18 +204,32 @@ class Desk:
 
 
 class Drive:
-    """The generators running on one environment."""
+    """The generators running on one environment, and the environment's queue.
+
+    From the moment a drive is made, it keeps the environment's queue of events, in
+    SimPy's order (:class:`_Entry`): SimPy's own events are scheduled through it (it takes
+    over ``env.schedule``), and only :meth:`run` processes them. ``env.run``, ``env.step``
+    and ``env.peek`` must not be used on that environment again.
+    """
 
     def __init__(self, env: simpy.Environment) -> None:
-        """Drive generators on ``env``."""
+        """Drive generators on ``env``, and keep its queue from now on."""
         self.env = env
         self.now: float = env._now
         """The simulated time (``env.now``, kept here too: a compiled read is a C field)."""
         self._running: dict[_Runner, None] = {}
         # SimPy's queue and event counter, kept here: compiled, a field of the drive is a C
         # read, an attribute of the environment a Python lookup
-        self.queue: list[tuple[float, int, int, Awaited]] = env._queue  # type: ignore[assignment]
+        self.queue: list[_Entry] = [_Entry(at, priority, eid, event)
+                                    for at, priority, eid, event in env._queue]
+        heapify(self.queue)
+        env._queue.clear()
         self.eids: itertools.count[int] = env._eid
+        setattr(env, "schedule", self._schedule)  # noqa: B010  # SimPy's events come here
+
+    def _schedule(self, event: simpy.Event, priority: int = NORMAL, delay: float = 0) -> None:
+        """``env.schedule``: queue a SimPy event ``delay`` from now, as SimPy would."""
+        heappush(self.queue, _Entry(self.now + delay, priority, next(self.eids), event))
 
     def start(self, generator: Generator[Awaited, Any, None]) -> None:
         """Start ``generator`` now (after what is already due now)."""
@@ -218,7 +263,9 @@ class Drive:
         env.schedule(stop, URGENT, until - env._now)
         queue = self.queue
         while queue:
-            now, _, _, event = heappop(queue)
+            entry = heappop(queue)
+            now = entry.at
+            event = entry.event
             if now != self.now:  # SimPy's own events read the time from the environment
                 env._now = now
                 self.now = now

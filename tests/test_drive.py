@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import heapq
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from simpy.events import URGENT
 
-from simulations.drive import Awaited, Desk, Drive
+from simulations.drive import Awaited, Desk, Drive, _Entry
 
 
 def _world(env: simpy.Environment, start: Callable[[Generator[simpy.Event, Any, None]], object],
@@ -111,12 +112,12 @@ def _queueing(jobs: list[Job], seen: list[tuple[float, int, str]], *, simpy_side
     events at the same moment, where only the order SimPy gives them tells the sides apart.
     """
     env = simpy.Environment()
-    drive = Drive(env)
-    desk = Desk(drive, capacity)
+    drive = None if simpy_side else Drive(env)  # a drive keeps its environment's queue
+    desk = None if drive is None else Desk(drive, capacity)
     resource = simpy.Resource(env, capacity=capacity)
 
     def wait(delay: float) -> Awaited:
-        return env.timeout(delay) if simpy_side else drive.timeout(delay)
+        return env.timeout(delay) if drive is None else drive.timeout(delay)
 
     def job(number: int, arrive: int, rounds: list[tuple[int, int]]
             ) -> Generator[Awaited, Any, None]:
@@ -131,6 +132,7 @@ def _queueing(jobs: list[Job], seen: list[tuple[float, int, str]], *, simpy_side
                     seen.append((env.now, number, "served"))
                     yield wait(hold)
             else:
+                assert desk is not None
                 mine = desk.request()
                 yield mine
                 seen.append((env.now, number, "served"))
@@ -139,11 +141,11 @@ def _queueing(jobs: list[Job], seen: list[tuple[float, int, str]], *, simpy_side
             seen.append((env.now, number, "done"))
 
     for number, (arrive, rounds) in enumerate(jobs):
-        if simpy_side:
+        if drive is None:
             env.process(job(number, arrive, rounds))  # type: ignore[arg-type]  # all Events
         else:
             drive.start(job(number, arrive, rounds))
-    if simpy_side:
+    if drive is None:
         env.run(until=1000)
     else:
         drive.run(1000)
@@ -170,3 +172,26 @@ def test_a_desk_without_places_is_refused_as_simpy_refuses_it() -> None:
         simpy.Resource(env, capacity=0)
     with pytest.raises(ValueError, match="capacity"):
         Desk(Drive(env), 0)
+
+
+@given(st.lists(st.tuples(st.sampled_from([0.0, 1.0, 2.5, 1e9]), st.sampled_from([0, 1])),
+                max_size=40))
+def test_queue_entries_order_as_simpys_tuples(keys: list[tuple[float, int]]) -> None:
+    """By time, then priority, then event number: many ties, so every rule is used."""
+    theirs = [(at, priority, eid, None) for eid, (at, priority) in enumerate(keys)]
+    mine = [_Entry(at, priority, eid, simpy.Event(simpy.Environment()))
+            for eid, (at, priority) in enumerate(keys)]
+    heapq.heapify(mine)
+    popped = [heapq.heappop(mine) for _ in range(len(keys))]
+    assert [(e.at, e.priority, e.eid) for e in popped] == [t[:3] for t in sorted(theirs)]
+
+
+def test_a_drive_takes_over_what_was_queued_before_it() -> None:
+    env = simpy.Environment()
+    seen: list[float] = []
+    early = env.timeout(2.0)  # scheduled by SimPy before the drive exists
+    early.callbacks.append(lambda _event: seen.append(env.now))
+    drive = Drive(env)
+    drive.timeout(1.0).callbacks.append(lambda _event: seen.append(env.now))  # type: ignore[union-attr]
+    drive.run(5.0)
+    assert seen == [1.0, 2.0] and not env._queue
