@@ -23,24 +23,25 @@ import re
 from array import array
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Final
 
 import holidays
 
 from model.types import Duration, DurationUnit, SimHours
 
-CALENDAR_FIRST = date(2000, 1, 1)
+CALENDAR_FIRST: Final = date(2000, 1, 1)
 """The first start date the project accepts (walks, case data, the timescale proofs)."""
 
-CALENDAR_LAST = date(2050, 12, 31)
+CALENDAR_LAST: Final = date(2050, 12, 31)
 """The last start date the project accepts (walks, case data, the timescale proofs)."""
 
-TABLE_FIRST = date(1900, 1, 1)
+TABLE_FIRST: Final = date(1900, 1, 1)
 """The first day the working-day table holds."""
 
-TABLE_LAST = date(2199, 12, 31)
+TABLE_LAST: Final = date(2199, 12, 31)
 """The last day the table holds: past a 50-year run from :data:`CALENDAR_LAST`, with room."""
 
-_NEAR_MIDNIGHT = 1e-6
+_NEAR_MIDNIGHT: Final = 1e-6
 """Hours. A time this close to midnight is dated by ``datetime``, which rounds to the µs."""
 
 
@@ -250,15 +251,16 @@ class WorkingCalendar:
 
         Hours are exact; any other limit is due by the end of its last day.
         """
-        if limit.unit == "hours":
-            return t + limit.value
+        unit, value = limit.unit, limit.value  # read once: Duration's fields are Python's
+        if unit == "hours":
+            return t + value
         day = self.day_of(t)
-        if limit.unit == "days":
-            last = day + limit.value
-        elif limit.unit == "working_days":
-            last = self.add_working(day, limit.value)
+        if unit == "days":
+            last = day + value
+        elif unit == "working_days":
+            last = self.add_working(day, value)
         else:
-            last = _months_later(self._origin + day, limit.value) - self._origin
+            last = _months_later(self._origin + day, value) - self._origin
         return 24.0 * (last + 1)
 
     def earliest(self, t: SimHours, gap: Duration) -> SimHours:

@@ -21,10 +21,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Generator
 from heapq import heapify, heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 import simpy
-from simpy.events import NORMAL, URGENT
+from simpy import events as _simpy_events
+
+_URGENT: Final = 0
+_NORMAL: Final = 1
+"""SimPy's two priorities (``simpy.events.URGENT``, ``NORMAL``), as constants: compiled,
+a Final int is a C constant where an imported name is a dictionary lookup at each use."""
+assert (_URGENT, _NORMAL) == (_simpy_events.URGENT, _simpy_events.NORMAL)
 
 
 class Wake:
@@ -116,7 +122,7 @@ class _Runner:
         running[self] = None
         start = Wake()
         start.waiter = self
-        _push(drive, drive.now, URGENT, start)
+        _push(drive, drive.now, _URGENT, start)
 
     def stop(self) -> None:
         """Close the generator and let go of it, and so of everything its frame holds."""
@@ -200,7 +206,7 @@ class Desk:
             first = queue.pop(0)
             self.users.append(first)
             drive = self._drive
-            _push(drive, drive.now, NORMAL, first)
+            _push(drive, drive.now, _NORMAL, first)
 
 
 class Drive:
@@ -227,7 +233,7 @@ class Drive:
         self.eids: itertools.count[int] = env._eid
         setattr(env, "schedule", self._schedule)  # noqa: B010  # SimPy's events come here
 
-    def _schedule(self, event: simpy.Event, priority: int = NORMAL, delay: float = 0) -> None:
+    def _schedule(self, event: simpy.Event, priority: int = _NORMAL, delay: float = 0) -> None:
         """``env.schedule``: queue a SimPy event ``delay`` from now, as SimPy would."""
         heappush(self.queue, _Entry(self.now + delay, priority, next(self.eids), event))
 
@@ -244,7 +250,7 @@ class Drive:
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
         wake = Wake()
-        _push(self, self.now + delay, NORMAL, wake)
+        _push(self, self.now + delay, _NORMAL, wake)
         return wake
 
     def run(self, until: float) -> None:
@@ -260,10 +266,11 @@ class Drive:
         stop = simpy.Event(env)  # as SimPy: urgent, so it comes before all else at `until`
         stop._ok = True
         stop._value = None
-        env.schedule(stop, URGENT, until - env._now)
+        self._schedule(stop, _URGENT, until - env._now)
         queue = self.queue
+        pop = heappop  # a local: compiled, the module's name is a dictionary lookup a call
         while queue:
-            entry = heappop(queue)
+            entry = pop(queue)
             now = entry.at
             event = entry.event
             if now != self.now:  # SimPy's own events read the time from the environment

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -38,9 +38,9 @@ SCHEMA = pa.schema([
 ])
 """Columns of the event log, in order."""
 
-_EPOCH = date(1970, 1, 1)
+_EPOCH: Final = date(1970, 1, 1)
 
-_NEAR_MIDNIGHT = 1e-6
+_NEAR_MIDNIGHT: Final = 1e-6
 """Hours. A time this close to midnight is dated by ``timedelta``, which rounds to the µs."""
 
 
