@@ -219,7 +219,13 @@ class Drive:
     """
 
     def __init__(self, env: simpy.Environment) -> None:
-        """Drive generators on ``env``, and keep its queue from now on."""
+        """Drive generators on ``env``, and keep its queue from now on.
+
+        Raises:
+            ValueError: another drive keeps ``env``'s queue already.
+        """
+        if isinstance(getattr(env.schedule, "__self__", None), Drive):
+            raise ValueError("this environment has a drive already: share that one")
         self.env = env
         self.now: float = env._now
         """The simulated time (``env.now``, kept here too: a compiled read is a C field)."""

@@ -195,3 +195,10 @@ def test_a_drive_takes_over_what_was_queued_before_it() -> None:
     drive.timeout(1.0).callbacks.append(lambda _event: seen.append(env.now))  # type: ignore[union-attr]
     drive.run(5.0)
     assert seen == [1.0, 2.0] and not env._queue
+
+
+def test_an_environment_has_one_drive() -> None:
+    env = simpy.Environment()
+    Drive(env)
+    with pytest.raises(ValueError, match="has a drive already"):
+        Drive(env)
