@@ -1,9 +1,10 @@
-"""What firing a trigger produces: the step, the deadline clocks it starts, and their verdicts.
+"""The case a machine moves, and the records of what a move does (step, clocks, verdicts).
 
-The machines (``model.compiler.CompiledProcedure`` and the simulator's
-``simulations.table.TableMachine``) build one :class:`Step` and one :class:`FireResult` per
-move, and a :class:`RunningDeadline` or :class:`DeadlineVerdict` for each clock a move starts
-or stops: a national run builds tens of millions. So they are plain classes with their own
+:class:`Case` is mutable: the machine that owns it moves it (see the class). The machines
+(``model.compiler.CompiledProcedure`` and the simulator's ``simulations.table.TableMachine``)
+build one :class:`Step` and one :class:`FireResult` per move, and a
+:class:`RunningDeadline` or :class:`DeadlineVerdict` for each clock a move starts or stops:
+a national run builds tens of millions. So they are plain classes with their own
 ``__init__``, not dataclasses: compiled with mypyc (:mod:`model.native`), building one is a
 C call, where a frozen dataclass's generated ``__init__`` is a Python frame that sets each
 field through ``object.__setattr__`` (about 0.9 µs for a :class:`Step`, against about

@@ -10,7 +10,14 @@ import pickle
 
 import pytest
 
-from model.compiler import DeadlineVerdict, FireResult, RunningDeadline, Step
+from model.compiler import (
+    Case,
+    CompiledProcedure,
+    DeadlineVerdict,
+    FireResult,
+    RunningDeadline,
+    Step,
+)
 from model.loader import load_procedure
 from model.spec import EventRef
 
@@ -67,3 +74,29 @@ def test_records_survive_pickling() -> None:
     for record in (_step(), _verdict(), FireResult(_step(), (_verdict(),), ("d1",)),
                    RunningDeadline(deadline, 1.0, None, 3.0)):
         assert pickle.loads(pickle.dumps(record)) == record
+
+
+def test_a_case_starts_with_its_own_empty_mappings_and_reads_as_the_dataclass_did() -> None:
+    one, two = Case("c1"), Case("c2")
+    one.counts["decide"] = 1
+    one.facts["disabled"] = True
+    assert two.counts == {} and two.facts == {} and two.episode == {} and two.clocks == {}
+    assert one != Case("c1")  # identity, as the dataclass with eq=False
+    assert repr(Case("c3", {"x": True})) == (
+        "Case(case_id='c3', facts={'x': True}, counts={}, episode={}, clocks={}, state=None)")
+    ctx = one.guard_context()
+    assert ctx.counts is one.counts and ctx.facts is one.facts
+
+
+def test_the_transitions_machine_moves_a_case_it_can_decorate() -> None:
+    from datetime import date
+
+    from model.calendar import WorkingCalendar
+
+    machine = CompiledProcedure(load_procedure("west-midlands-2014"),
+                                WorkingCalendar(date(2025, 4, 1)))
+    case, _ = machine.new_case("c1")
+    assert isinstance(case, Case) and type(case) is not Case
+    machine.fire(case, "decide_strategy_discussion", 2.0)
+    assert case.counts == {"decide_strategy_discussion": 1}
+    assert machine.configuration(case) == ("strategy_discussion.convening",)
