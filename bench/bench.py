@@ -168,7 +168,8 @@ def main() -> int:
         ones.append(one)
         twos.append(national_year(args.days, 2)[0])
     speedups = sorted(o / t for o, t in zip(ones, twos, strict=True))
-    one, two, speedup = statistics.median(ones), statistics.median(twos), statistics.median(speedups)
+    one, two = statistics.median(ones), statistics.median(twos)
+    speedup = statistics.median(speedups)
     peak = max(_peak_rss_gib(), _peak_rss_gib(resource.RUSAGE_CHILDREN))
     build = "compiled with mypyc" if native.in_use() else "pure Python"
     print(f"national year: england as 153 authorities, {args.days} simulated days, "
