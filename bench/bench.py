@@ -164,8 +164,8 @@ def main() -> int:
     ones: list[float] = []
     twos: list[float] = []
     for _ in range(NATIONAL_PAIRS):
-        one, transitions, cases = national_year(args.days, 1)
-        ones.append(one)
+        wall, transitions, cases = national_year(args.days, 1)
+        ones.append(wall)
         twos.append(national_year(args.days, 2)[0])
     speedups = sorted(o / t for o, t in zip(ones, twos, strict=True))
     one, two = statistics.median(ones), statistics.median(twos)

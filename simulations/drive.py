@@ -91,7 +91,7 @@ class _Entry:
         return self.eid < other.eid
 
 
-def _push(drive: Drive, at: float, priority: int, event: Wake) -> None:
+def _push(drive: Drive, at: float, priority: int, event: Awaited) -> None:
     """Queue ``event`` for ``at`` as ``env.schedule`` would, with SimPy's event counter."""
     heappush(drive.queue, _Entry(at, priority, next(drive.eids), event))
 
@@ -241,7 +241,7 @@ class Drive:
 
     def _schedule(self, event: simpy.Event, priority: int = _NORMAL, delay: float = 0) -> None:
         """``env.schedule``: queue a SimPy event ``delay`` from now, as SimPy would."""
-        heappush(self.queue, _Entry(self.now + delay, priority, next(self.eids), event))
+        _push(self, self.now + delay, priority, event)
 
     def start(self, generator: Generator[Awaited, Any, None]) -> None:
         """Start ``generator`` now (after what is already due now)."""

@@ -93,26 +93,25 @@ class EventLogWriter:
 
         A child known before the run carries ``previous_plans=N`` among its facts.
         """
-        joined = self._configs.get(config)
-        if joined is None:
-            joined = self._configs[config] = " + ".join(config)
-        self._append(case_id, time, "", "", joined, "", "arrival",
+        self._append(case_id, time, "", "", self._config_text(config), "", "arrival",
                      ",".join(sorted(k if v is True else f"{k}={v}"
                                      for k, v in facts.items() if v)))
 
     def step(self, step: Step, actor: str) -> None:
         """Record one transition."""
-        configs = self._configs
-        before = configs.get(step.before)
-        if before is None:
-            before = configs[step.before] = " + ".join(step.before)
-        after = configs.get(step.after)
-        if after is None:
-            after = configs[step.after] = " + ".join(step.after)
+        before = self._config_text(step.before)
+        after = self._config_text(step.after)
         rules = self._rules.get(step.rules)
         if rules is None:
             rules = self._rules[step.rules] = " ".join(step.rules)
         self._append(step.case_id, step.time, before, step.trigger, after, rules, actor)
+
+    def _config_text(self, config: Config) -> str:
+        """The configuration as the log writes it (``a + b``), joined once per run."""
+        text = self._configs.get(config)
+        if text is None:
+            text = self._configs[config] = " + ".join(config)
+        return text
 
     def case_finished(self, case_id: str, config: Config) -> None:
         """Nothing to record: the last step already shows where the case rests."""
